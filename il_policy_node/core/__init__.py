@@ -1,0 +1,1 @@
+"""ROS-free core: artifact, observation, runtime, safety and timing. Never imports rclpy."""

@@ -1,0 +1,191 @@
+"""The control loop's logic, without ROS: state in, one safe command (or silence) out per tick.
+
+Modes:
+  waiting  -> no usable state yet (after activate, a fault or an e-stop reset): silent
+  ramping  -> blending from the measured pose into the policy over ramp_in_s
+  running  -> policy targets through the safety layer
+  holding  -> a fault stopped the run: one hold at the measured pose, then silent until the
+              state is usable again, then a fresh ramp-in with a reset runtime
+  estopped -> latched: one hold, then silent until reset_estop()
+  inactive -> lifecycle not active: silent
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from il_policy_node.core.artifact import PolicyMetadata
+from il_policy_node.core.config import ConfigError, ControllerConfig
+from il_policy_node.core.joint_state import JointStateCache, StateFault
+from il_policy_node.core.observation import StateField
+from il_policy_node.core.runtime import PolicyRuntime
+from il_policy_node.core.safety import Intervention, SafetyFilter, ramp_fraction, ramp_in
+
+RATE_TOLERANCE = 1e-3
+
+
+class Mode(str, Enum):
+    INACTIVE = 'inactive'
+    WAITING = 'waiting'
+    RAMPING = 'ramping'
+    RUNNING = 'running'
+    HOLDING = 'holding'
+    ESTOPPED = 'estopped'
+
+
+@dataclass
+class Command:
+    """Joint position targets for every controller joint (arrays reused between ticks)."""
+
+    positions: np.ndarray
+    velocities: np.ndarray | None
+    hold: bool
+
+
+def check_policy_fits(metadata: PolicyMetadata, config: ControllerConfig) -> None:
+    """Raise ConfigError when the policy cannot drive this controller."""
+    unknown = [j for j in metadata.joint_names if j not in config.joint_names]
+    if unknown:
+        raise ConfigError(
+            f'policy joint {unknown[0]!r} is not among the controller joint_names '
+            f'{list(config.joint_names)}')
+    if abs(metadata.control_rate_hz - config.control_rate_hz) > \
+            RATE_TOLERANCE * metadata.control_rate_hz:
+        raise ConfigError(
+            f'parameter control_rate_hz {config.control_rate_hz:g} differs from the rate the '
+            f'policy was trained at ({metadata.control_rate_hz:g} Hz)')
+
+
+class PolicyController:
+    """Owns the per-tick decision: track, ramp, hold or stay silent."""
+
+    def __init__(self, config: ControllerConfig, runtime: PolicyRuntime) -> None:
+        meta = runtime.policy.metadata
+        check_policy_fits(meta, config)
+        self.config = config
+        self.runtime = runtime
+        obs = meta.observation
+        required = list(config.joint_names) + [j for j in obs.joints
+                                               if j not in config.joint_names]
+        self.state = JointStateCache(required)
+        index = {name: i for i, name in enumerate(required)}
+        self._ctrl_idx = np.arange(len(config.joint_names))
+        self._act_idx = np.array([config.joint_names.index(j) for j in meta.joint_names])
+        obs_idx = np.array([index[j] for j in obs.joints])
+        self._obs_sources = [(self.state.position if f is StateField.POSITION
+                              else self.state.velocity, obs_idx) for f in obs.fields]
+        self._obs_fields = [np.zeros(len(obs.joints)) for _ in obs.fields]
+        self.safety = SafetyFilter(config.limits, config.period_s)
+        n = len(config.joint_names)
+        self._start = np.zeros(n)
+        self._target = np.zeros(n)
+        self._previous = np.zeros(n)
+        self._command = np.zeros(n)
+        self._velocity = np.zeros(n) if config.publish_velocities else None
+        self._hold = np.zeros(n)
+        self._zero_velocity = np.zeros(n) if config.publish_velocities else None
+        self._timeout_ns = int(config.state_timeout_s * 1e9)
+        self._ramp_start_ns = 0
+        self.mode = Mode.INACTIVE
+        self.estopped = False
+        self.last_fault: StateFault | None = None
+
+    @property
+    def counts(self) -> dict[Intervention, int]:
+        return self.safety.counts
+
+    # -- inputs --------------------------------------------------------------------------
+    def on_joint_state(self, names, position: np.ndarray, velocity: np.ndarray,
+                       now_ns: int) -> None:
+        """Merge a JointState; non-finite values are counted and invalidate those joints."""
+        bad = self.state.update(names, position, velocity, now_ns)
+        if bad:
+            self.counts[Intervention.NONFINITE_STATE] += 1
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def activate(self) -> None:
+        self.mode = Mode.ESTOPPED if self.estopped else Mode.WAITING
+
+    def deactivate(self) -> Command | None:
+        """Leave the active state: one hold at the measured pose (unless e-stopped), then silent."""
+        was = self.mode
+        self.mode = Mode.INACTIVE
+        if was in (Mode.INACTIVE, Mode.ESTOPPED):
+            return None
+        return self._hold_command()
+
+    def estop(self) -> Command | None:
+        """Latch the e-stop; returns the one hold to publish (None when already latched)."""
+        if self.estopped:
+            return None
+        self.counts[Intervention.ESTOP] += 1
+        self.estopped = True
+        was = self.mode
+        if was is not Mode.INACTIVE:
+            self.mode = Mode.ESTOPPED
+        return None if was is Mode.INACTIVE else self._hold_command()
+
+    def reset_estop(self) -> bool:
+        """Clear the latch; a run restarts with a fresh ramp-in. False when not latched."""
+        if not self.estopped:
+            return False
+        self.estopped = False
+        if self.mode is Mode.ESTOPPED:
+            self.mode = Mode.WAITING
+        return True
+
+    # -- the tick ------------------------------------------------------------------------
+    def tick(self, now_ns: int) -> Command | None:
+        mode = self.mode
+        if mode in (Mode.INACTIVE, Mode.ESTOPPED):
+            return None
+        fault = self.state.fault(now_ns, self._timeout_ns)
+        if fault is not None:
+            self.last_fault = fault
+            if mode in (Mode.RAMPING, Mode.RUNNING):
+                self.counts[Intervention(fault.value)] += 1
+                self.mode = Mode.HOLDING
+                return self._hold_command()
+            return None
+        if mode in (Mode.WAITING, Mode.HOLDING):
+            self._start_run(now_ns)
+        for dest, (source, idx) in zip(self._obs_fields, self._obs_sources):
+            np.take(source, idx, out=dest)
+        action = self.runtime.step(self._obs_fields)
+        target = self._target
+        target[:] = self._start                  # joints the policy does not drive stay put
+        target[self._act_idx] = action
+        if self.mode is Mode.RAMPING:
+            fraction = ramp_fraction((now_ns - self._ramp_start_ns) / 1e9, self.config.ramp_in_s)
+            if fraction >= 1.0:
+                self.mode = Mode.RUNNING
+            else:
+                ramp_in(self._start, target, fraction, out=target)
+        command = self.safety.apply(target, self._previous, out=self._command)
+        if self._velocity is not None:
+            np.subtract(command, self._previous, out=self._velocity)
+            self._velocity *= self.config.control_rate_hz
+        self._previous[:] = command
+        return Command(command, self._velocity, hold=False)
+
+    def _start_run(self, now_ns: int) -> None:
+        self.runtime.reset()
+        self.last_fault = None
+        np.take(self.state.position, self._ctrl_idx, out=self._start)
+        self._previous[:] = self._start
+        self._ramp_start_ns = now_ns
+        self.mode = Mode.RAMPING
+
+    def _hold_command(self) -> Command | None:
+        """Hold at the last finite measured pose; None when the pose was never known."""
+        np.take(self.state.position, self._ctrl_idx, out=self._hold)
+        if not np.isfinite(self._hold).all():
+            return None
+        return Command(self._hold, self._zero_velocity, hold=True)
+
+    def state_age_ns(self, now_ns: int) -> int | None:
+        age = self.state.oldest_age_ns(now_ns)
+        return age if math.isfinite(age) and age < 10**15 else None

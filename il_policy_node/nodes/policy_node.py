@@ -1,0 +1,331 @@
+"""policy_node: a lifecycle node that runs a BC policy and streams JointTrajectory targets.
+
+Topics (relative, so they remap):
+  sub  joint_states            sensor_msgs/JointState   measured state (full or partial messages)
+  sub  estop                   std_msgs/Bool            true latches the e-stop
+  pub  joint_trajectory        trajectory_msgs/JointTrajectory  to joint_trajectory_controller
+  pub  ~/target_joint_states   sensor_msgs/JointState   commanded targets (RViz ghost robot)
+  pub  /diagnostics            diagnostic_msgs/DiagnosticArray  loop timing and interventions
+Services:
+  ~/reset_estop                std_srvs/Trigger         clears a latched e-stop
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from il_policy_node.core.artifact import PolicyArtifactError, load_policy
+from il_policy_node.core.config import ConfigError, ControllerConfig
+from il_policy_node.core.controller import Command, Mode, PolicyController
+from il_policy_node.core.joint_state import DuplicateJointError
+from il_policy_node.core.runtime import PolicyRuntime
+from il_policy_node.core.timing import LoopStats
+from il_policy_node.ros.conversions import (
+    JointStateMessage, TrajectoryMessages, joint_state_arrays)
+from il_policy_node.ros.diagnostics import diagnostic_array
+from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, JOINT_STATE_QOS, MONITOR_QOS
+
+PARAMETERS = (
+    ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
+    ParamSpec('joint_names', Parameter.Type.STRING_ARRAY,
+              'Joints of the trajectory controller; every command lists all of them.'),
+    ParamSpec('control_rate_hz', 100.0, 'Control loop rate; must equal the policy\'s rate.',
+              float_range=(0.0, 10000.0)),
+    ParamSpec('state_timeout_s', 0.1, 'Joint state older than this stops the run (hold).',
+              float_range=(0.0, 10.0)),
+    ParamSpec('ramp_in_s', 2.0, 'Blend from the measured pose into the policy over this time.',
+              float_range=(0.0, 60.0)),
+    ParamSpec('position_lower_limits', Parameter.Type.DOUBLE_ARRAY,
+              'Per joint (joint_names order); empty = from robot_description.'),
+    ParamSpec('position_upper_limits', Parameter.Type.DOUBLE_ARRAY,
+              'Per joint (joint_names order); empty = from robot_description.'),
+    ParamSpec('max_velocity_rad_s', Parameter.Type.DOUBLE_ARRAY,
+              'Bounds the change per tick; one value for all joints or one per joint; '
+              'empty = URDF velocity limits.'),
+    ParamSpec('robot_description', '', 'URDF XML; limits come from it where not given.'),
+    ParamSpec('publish_velocities', False,
+              'Add velocities (cubic interpolation in the controller), ending at rest.'),
+    ParamSpec('chunk_execution', 'ensemble',
+              'Action chunks (horizon > 1): ensemble (temporal ensembling) or chunk.'),
+    ParamSpec('ensemble_decay', 0.01, 'Temporal ensembling weight exp(-decay * i).',
+              float_range=(0.0, 10.0)),
+    ParamSpec('replan_every', 0, 'chunk mode: query the policy every N ticks (0 = horizon).',
+              int_range=(0, 10000)),
+    ParamSpec('warmup_iterations', 20, 'Inference runs at configure, before the first tick.',
+              int_range=(0, 10000)),
+    ParamSpec('torch_threads', 1, 'Intra-op threads for inference (1 suits small MLPs).',
+              int_range=(1, 256)),
+    ParamSpec('target_state_rate_hz', 50.0, 'Rate of ~/target_joint_states (0 = off).',
+              float_range=(0.0, 10000.0)),
+    ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics.',
+              float_range=(0.01, 60.0)),
+)
+
+
+class PolicyNode(LifecycleNode):
+    """Loads the policy at configure, streams safe targets while active."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('policy_node', **kwargs)
+        self._param_errors = declare_all(self, PARAMETERS)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._controller: PolicyController | None = None
+        self._config: ControllerConfig | None = None
+        self._stats: LoopStats | None = None
+        self._timer = None
+        self._state_sub = None
+        self._command_pub = None
+        self._target_pub = None
+        self._messages: TrajectoryMessages | None = None
+        self._targets: JointStateMessage | None = None
+        self._target_every = 0
+        self._estop_latched_unconfigured = False
+        self._bad_state_messages = 0
+        self._hold_reported = False
+        self.create_subscription(Bool, 'estop', self._on_estop, ESTOP_QOS)
+        self.create_service(Trigger, '~/reset_estop', self._on_reset_estop)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', MONITOR_QOS)
+        period = self.get_parameter('diagnostics_period_s').value
+        self.create_timer(float(period), self._publish_diagnostics)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            if self._param_errors:
+                raise ConfigError('; '.join(self._param_errors))
+            params = read_all(self, PARAMETERS)
+            config = ControllerConfig.from_parameters(params)
+            torch.set_num_threads(int(params['torch_threads']))
+            policy = load_policy(config.model_path)
+            runtime = PolicyRuntime(policy, execution=config.execution,
+                                    ensemble_decay=config.ensemble_decay,
+                                    replan_every=config.replan_every)
+            controller = PolicyController(config, runtime)
+            runtime.warmup(config.warmup_iterations)
+        except (ConfigError, PolicyArtifactError, ValueError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        if self._estop_latched_unconfigured:
+            controller.estop()
+        self._config, self._controller = config, controller
+        self._stats = LoopStats(int(round(config.period_s * 1e9)))
+        self._messages = TrajectoryMessages(config.joint_names, config.period_s,
+                                            config.publish_velocities)
+        self._targets = JointStateMessage(config.joint_names)
+        target_rate = float(params['target_state_rate_hz'])
+        self._target_every = max(1, round(config.control_rate_hz / target_rate)) \
+            if target_rate > 0 else 0
+        self._command_pub = self.create_publisher(JointTrajectory, 'joint_trajectory',
+                                                  COMMAND_QOS)
+        self._target_pub = self.create_publisher(JointState, '~/target_joint_states',
+                                                 MONITOR_QOS)
+        self._state_sub = self.create_subscription(JointState, 'joint_states',
+                                                   self._on_joint_state, JOINT_STATE_QOS)
+        meta = policy.metadata
+        self.get_logger().info(
+            f'configured: {policy.path} (sha256 {policy.sha256[:12]}...), '
+            f'{len(meta.joint_names)} action joints, observation {meta.observation.size}, '
+            f'horizon {meta.action_horizon}, {config.control_rate_hz:g} Hz')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._controller.activate()
+        self._stats.restart()
+        self._hold_reported = False
+        self._timer = self.create_timer(self._config.period_s, self._tick)
+        self.get_logger().info('active: waiting for fresh joint_states, then ramping in over '
+                               f'{self._config.ramp_in_s:g} s')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_loop()
+        self.get_logger().info('inactive: holding at the measured pose')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_loop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop_loop(self) -> None:
+        """Cancel the tick and publish the one hold message (if a run was under way)."""
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self._controller is not None:
+            self._publish(self._controller.deactivate())
+
+    def _release(self) -> None:
+        for sub in (self._state_sub,):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        for pub in (self._command_pub, self._target_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self._controller is not None and self._controller.estopped:
+            self._estop_latched_unconfigured = True
+        self._state_sub = self._command_pub = self._target_pub = None
+        self._controller = self._config = self._stats = None
+        self._messages = self._targets = None
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if self._controller is None:
+            return SetParametersResult(successful=True)
+        return SetParametersResult(
+            successful=False,
+            reason='parameters are read at configure; clean up the node before changing them')
+
+    # -- inputs --------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        names, position, velocity = joint_state_arrays(msg)
+        try:
+            self._controller.on_joint_state(names, position, velocity, time.monotonic_ns())
+        except (DuplicateJointError, ValueError) as exc:
+            self._bad_state_messages += 1
+            self.get_logger().warn(f'joint_states message ignored: {exc}',
+                                   throttle_duration_sec=1.0)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if not msg.data:
+            return
+        if self._controller is None:
+            if not self._estop_latched_unconfigured:
+                self.get_logger().error('E-STOP latched (node not configured)')
+            self._estop_latched_unconfigured = True
+            return
+        if self._controller.estopped:
+            return
+        self._publish(self._controller.estop())
+        self.get_logger().error('E-STOP latched: holding; call ~/reset_estop to resume')
+
+    def _on_reset_estop(self, request: Trigger.Request,
+                        response: Trigger.Response) -> Trigger.Response:
+        was = self._estop_latched_unconfigured
+        self._estop_latched_unconfigured = False
+        if self._controller is not None:
+            was = self._controller.reset_estop() or was
+        response.success = was
+        response.message = ('e-stop reset: the next run ramps in from the measured pose' if was
+                            else 'e-stop was not latched')
+        if was:
+            self.get_logger().warn(response.message)
+        return response
+
+    # -- the control tick ----------------------------------------------------------------
+    def _tick(self) -> None:
+        start = time.monotonic_ns()
+        stats, controller = self._stats, self._controller
+        stats.tick_started(start)
+        command = controller.tick(start)
+        if command is None:
+            return
+        self._publish(command)
+        stats.tick_finished(time.monotonic_ns() - start, controller.state_age_ns(start))
+        if command.hold:
+            self._report_hold()
+        else:
+            self._hold_reported = False
+            if self._target_every and stats.ticks % self._target_every == 0:
+                self._publish_targets(command)
+
+    def _publish(self, command: Command | None) -> None:
+        if command is None or self._command_pub is None:
+            return
+        self._command_pub.publish(
+            self._messages.fill(command.positions, command.velocities, command.hold))
+
+    def _publish_targets(self, command: Command) -> None:
+        self._targets.positions[:] = command.positions
+        self._targets.msg.header.stamp = self.get_clock().now().to_msg()
+        self._target_pub.publish(self._targets.msg)
+
+    def _report_hold(self) -> None:
+        controller = self._controller
+        now = time.monotonic_ns()
+        stale = controller.state.stale_joints(now, int(self._config.state_timeout_s * 1e9))
+        self.get_logger().warn(
+            f'holding at the measured pose: {controller.last_fault.value} '
+            f'(joints {stale}); resumes with a new ramp-in when joint_states are fresh')
+
+    # -- monitoring ----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        controller, stats = self._controller, self._stats
+        values: dict[str, object] = {'bad_joint_state_messages': self._bad_state_messages}
+        if controller is None:
+            level, message = 'warn', 'unconfigured'
+            if self._estop_latched_unconfigured:
+                level, message = 'error', 'unconfigured, e-stop latched'
+        else:
+            mode = controller.mode
+            summary = stats.summary()
+            stats.reset_window()
+            age = controller.state_age_ns(time.monotonic_ns())
+            values.update({
+                'mode': mode.value,
+                'model_sha256': controller.runtime.policy.sha256[:16],
+                'loop_rate_hz': summary.rate_hz,
+                'target_rate_hz': self._config.control_rate_hz,
+                'ticks': summary.ticks,
+                'missed_ticks': summary.missed_ticks,
+                'overruns': summary.overruns,
+                'period_error_p50_us': summary.period_error_us.p50,
+                'period_error_p99_us': summary.period_error_us.p99,
+                'period_error_max_us': summary.period_error_us.max,
+                'compute_p50_us': summary.compute_us.p50,
+                'compute_p99_us': summary.compute_us.p99,
+                'state_age_p50_us': summary.state_age_us.p50,
+                'state_age_p99_us': summary.state_age_us.p99,
+                'state_age_now_ms': -1.0 if age is None else age / 1e6,
+                'last_fault': controller.last_fault.value if controller.last_fault else '',
+                'estop_latched': controller.estopped,
+            })
+            values.update({f'count_{kind.value}': n for kind, n in controller.counts.items()})
+            if controller.estopped:
+                level, message = 'error', 'e-stop latched'
+            elif mode in (Mode.HOLDING, Mode.WAITING) and self._timer is not None:
+                level = 'warn'
+                message = f'{mode.value}: {controller.last_fault.value}' \
+                    if controller.last_fault else f'{mode.value} for joint_states'
+            else:
+                level, message = 'ok', mode.value
+        self._diag_pub.publish(diagnostic_array(
+            self.get_clock().now().to_msg(), name=f'il_policy_node: {self.get_name()}',
+            hardware_id=self.get_fully_qualified_name(), level=level, message=message,
+            values=values))
+
+
+def main(args=None) -> None:
+    # Own signal handling, so Ctrl-C / SIGTERM still publish the hold before rclpy shuts down.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    node = PolicyNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_loop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,1 @@
+"""Thin rclpy adapters: parameters, message conversion, QoS, diagnostics."""

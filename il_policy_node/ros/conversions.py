@@ -1,0 +1,89 @@
+"""Message <-> numpy conversion with preallocated messages, so a control tick allocates little.
+
+rclpy stores float64[] fields as ``array.array('d')``; a numpy view on that array lets the
+control loop write targets in place, and assigning an ``array.array`` to a field is a plain
+reference (no per-element type check).
+"""
+from __future__ import annotations
+
+import array
+from typing import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+_EMPTY = np.zeros(0)
+
+
+def joint_state_arrays(msg: JointState) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, positions, velocities) as zero-copy numpy views of the message."""
+    position = np.frombuffer(msg.position, np.float64) if len(msg.position) else _EMPTY
+    velocity = np.frombuffer(msg.velocity, np.float64) if len(msg.velocity) else _EMPTY
+    return msg.name, position, velocity
+
+
+def _duration(seconds: float) -> Duration:
+    nanoseconds = int(round(seconds * 1e9))
+    return Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+
+
+def _attach(msg, field: str, size: int) -> np.ndarray:
+    """Give ``msg.field`` a float64 array of ``size`` zeros; return a numpy view of it.
+
+    The view is taken from the message's own array after assignment: depending on the distro
+    and ROS_PYTHON_CHECK_FIELDS, the setter keeps the given array or copies it.
+    """
+    setattr(msg, field, array.array('d', bytes(8 * size)))
+    return np.frombuffer(getattr(msg, field), np.float64)
+
+
+class TrajectoryMessages:
+    """Preallocated JointTrajectory messages for joint_trajectory_controller.
+
+    header.stamp stays zero (start now). A command is one point at ``period_s``; with
+    velocities, a second point at ``2 * period_s`` repeats the positions with zero velocity,
+    so the trajectory ends at rest (the controller's default rejects anything else) and the
+    robot stops at the last target if the stream stops. A hold is one point at rest.
+    """
+
+    def __init__(self, joint_names: Sequence[str], period_s: float, velocities: bool) -> None:
+        n = len(joint_names)
+        first = JointTrajectoryPoint(time_from_start=_duration(period_s))
+        self._command_positions = [_attach(first, 'positions', n)]
+        self._command_velocities = _attach(first, 'velocities', n) if velocities else None
+        points = [first]
+        if velocities:
+            last = JointTrajectoryPoint(time_from_start=_duration(2 * period_s))
+            self._command_positions.append(_attach(last, 'positions', n))
+            _attach(last, 'velocities', n)
+            points.append(last)
+        self.command = JointTrajectory(joint_names=list(joint_names), points=points)
+        hold = JointTrajectoryPoint(time_from_start=_duration(period_s))
+        self._hold_positions = _attach(hold, 'positions', n)
+        if velocities:
+            _attach(hold, 'velocities', n)
+        self.hold = JointTrajectory(joint_names=list(joint_names), points=[hold])
+
+    def fill(self, positions: np.ndarray, velocities: np.ndarray | None,
+             hold: bool) -> JointTrajectory:
+        """Write the targets into the preallocated message and return it for publishing."""
+        if hold:
+            self._hold_positions[:] = positions
+            return self.hold
+        for view in self._command_positions:
+            view[:] = positions
+        if self._command_velocities is not None and velocities is not None:
+            self._command_velocities[:] = velocities
+        return self.command
+
+
+class JointStateMessage:
+    """A preallocated JointState with numpy views of its positions (and velocities)."""
+
+    def __init__(self, joint_names: Sequence[str], *, velocities: bool = False) -> None:
+        self.msg = JointState(name=list(joint_names))
+        self.positions = _attach(self.msg, 'position', len(joint_names))
+        self.velocities = _attach(self.msg, 'velocity', len(joint_names)) if velocities \
+            else None

@@ -1,0 +1,61 @@
+"""Small policies exported through the real export path, for tests and benchmarks."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from il_policy_node.core.export import export_policy
+from il_policy_node.core.observation import ObservationSpec
+
+
+class ConstantPolicy(nn.Module):
+    """Always the same chunk, whatever the observation (targets far from the start pose)."""
+
+    def __init__(self, values: Sequence[float], horizon: int = 1) -> None:
+        super().__init__()
+        self.register_buffer('chunk', torch.tensor(list(values) * horizon, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.chunk.expand(obs.shape[0], -1) + 0.0 * obs[:, :1]
+
+
+class NaNPolicy(nn.Module):
+    """Emits NaN for every joint (a broken model)."""
+
+    def __init__(self, action_size: int, horizon: int = 1) -> None:
+        super().__init__()
+        self.size = action_size * horizon
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.full((obs.shape[0], self.size), float('nan'))
+
+
+class OffsetPolicy(nn.Module):
+    """Target = observed position + a per-joint offset: depends on the joint order."""
+
+    def __init__(self, offsets: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer('offsets', torch.tensor(list(offsets), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        n = self.offsets.numel()
+        return obs[:, -2 * n:-n] + self.offsets  # positions of the newest frame
+
+
+def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn.Module:
+    """The seed MLP (obs -> hidden -> ReLU -> hidden -> ReLU -> action)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(obs_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), nn.Linear(hidden, action_size))
+
+
+def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
+           horizon: int = 1, history: int = 1) -> Path:
+    """Export ``model`` observing positions and velocities of ``joints`` and driving them."""
+    spec = ObservationSpec(joints=tuple(joints), history=history)
+    return export_policy(model, path, joint_names=list(joints), observation=spec,
+                         action_horizon=horizon, control_rate_hz=rate_hz,
+                         dataset_fingerprint='test')
