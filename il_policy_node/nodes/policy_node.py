@@ -79,8 +79,9 @@ PARAMETERS = (
 class PolicyNode(LifecycleNode):
     """Loads the policy at configure, streams safe targets while active."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, loop_stats_capacity: int = 4096, **kwargs) -> None:
         super().__init__('policy_node', **kwargs)
+        self._stats_capacity = loop_stats_capacity
         self._param_errors = declare_all(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._controller: PolicyController | None = None
@@ -102,6 +103,11 @@ class PolicyNode(LifecycleNode):
         period = self.get_parameter('diagnostics_period_s').value
         self.create_timer(float(period), self._publish_diagnostics)
 
+    @property
+    def loop_stats(self) -> LoopStats | None:
+        """Timing of the control loop (None until configured); windows reset at diagnostics."""
+        return self._stats
+
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -122,7 +128,7 @@ class PolicyNode(LifecycleNode):
         if self._estop_latched_unconfigured:
             controller.estop()
         self._config, self._controller = config, controller
-        self._stats = LoopStats(int(round(config.period_s * 1e9)))
+        self._stats = LoopStats(int(round(config.period_s * 1e9)), self._stats_capacity)
         self._messages = TrajectoryMessages(config.joint_names, config.period_s,
                                             config.publish_velocities)
         self._targets = JointStateMessage(config.joint_names)
