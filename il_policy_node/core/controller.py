@@ -146,7 +146,8 @@ class PolicyController:
         if fault is not None:
             self.last_fault = fault
             if mode in (Mode.RAMPING, Mode.RUNNING):
-                self.counts[Intervention(fault.value)] += 1
+                if fault is not StateFault.NONFINITE_STATE:  # already counted per message
+                    self.counts[Intervention(fault.value)] += 1
                 self.mode = Mode.HOLDING
                 return self._hold_command()
             return None

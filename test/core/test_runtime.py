@@ -1,0 +1,89 @@
+"""PolicyRuntime: single actions, chunk execution and temporal ensembling, reset."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from il_policy_node.core.artifact import load_policy
+from il_policy_node.core.runtime import PolicyRuntime
+from test.support.policies import export
+
+JOINTS = ['a', 'b']
+H = 4
+
+
+class TickChunkPolicy(nn.Module):
+    """Chunk k-th step = (observed position of joint a) + k, for every joint.
+
+    Feeding the tick number as the observation makes each chunk identify when it was queried.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer('steps', torch.arange(H, dtype=torch.float32).repeat_interleave(2))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, :1] + self.steps.unsqueeze(0)
+
+
+@pytest.fixture
+def chunk_policy(tmp_path):
+    return load_policy(export(TickChunkPolicy(), tmp_path / 'p.pt', JOINTS, horizon=H))
+
+
+def _fields(tick: float):
+    return [np.array([tick, 0.0]), np.zeros(2)]
+
+
+def test_chunk_mode_executes_each_chunk_open_loop(chunk_policy):
+    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    actions = [runtime.step(_fields(t))[0] for t in range(8)]
+    # queried at tick 0 (base 0) and tick 4 (base 4): 0,1,2,3 then 4,5,6,7
+    assert actions == pytest.approx(list(range(8)))
+    assert runtime.inferences == 2
+
+
+def test_chunk_mode_replans_early_when_asked(chunk_policy):
+    runtime = PolicyRuntime(chunk_policy, execution='chunk', replan_every=2)
+    actions = [runtime.step(_fields(10 * t))[0] for t in range(4)]
+    assert actions == pytest.approx([0, 1, 20, 21])
+
+
+def test_temporal_ensembling_averages_the_predictions_for_this_tick(chunk_policy):
+    decay = 0.5
+    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=decay)
+    # observation base = 10 * tick: the chunk from tick q predicts 10q + (t - q) for tick t.
+    got = [runtime.step(_fields(10.0 * t))[0] for t in range(6)]
+    for t, value in enumerate(got):
+        queries = list(range(max(0, t - H + 1), t + 1))           # oldest first
+        preds = np.array([10.0 * q + (t - q) for q in queries])
+        weights = np.exp(-decay * np.arange(len(queries)))       # oldest gets weight 1
+        assert value == pytest.approx(float(weights @ preds / weights.sum()), rel=1e-5)
+
+
+def test_reset_never_replays_an_old_chunk(chunk_policy):
+    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    runtime.step(_fields(100.0))
+    runtime.reset()
+    assert runtime.step(_fields(0.0))[0] == pytest.approx(0.0)
+
+
+def test_single_step_policy_and_warmup(tmp_path):
+    policy = load_policy(export(nn.Linear(4, 2), tmp_path / 'p.pt', JOINTS))
+    runtime = PolicyRuntime(policy)
+    runtime.warmup(3)
+    assert runtime.inferences == 3
+    out = runtime.step([np.array([1.0, 2.0]), np.array([3.0, 4.0])])
+    with torch.no_grad():
+        expected = policy.module(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))[0, 0].numpy()
+    assert out == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'replan_every': 9}, 'replan_every must be in'),
+    ({'ensemble_decay': -1.0}, 'ensemble_decay must be finite and >= 0'),
+    ({'execution': 'bogus'}, "'bogus' is not a valid ChunkExecution"),
+])
+def test_bad_options(chunk_policy, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PolicyRuntime(chunk_policy, **kwargs)
