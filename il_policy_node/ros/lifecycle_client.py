@@ -1,9 +1,12 @@
 """Drive a lifecycle node's transitions from another node (a minimal lifecycle manager)."""
 from __future__ import annotations
 
+import time
+
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 TRANSITIONS = {
@@ -16,7 +19,12 @@ TRANSITIONS = {
 
 
 class LifecycleClient:
-    """Calls ``<node>/change_state`` and ``<node>/get_state`` and waits for the answers."""
+    """Calls ``<node>/change_state`` and ``<node>/get_state`` and waits for the answers.
+
+    ``node`` may live in any context. When it is already spun by an executor (e.g. in a
+    background thread) the client only waits for the answer; otherwise it spins the node
+    with an executor of the node's own context until the answer arrives.
+    """
 
     def __init__(self, node: Node, target: str) -> None:
         self._node = node
@@ -30,7 +38,18 @@ class LifecycleClient:
 
     def _call(self, client, request, timeout_s: float):
         future = client.call_async(request)
-        rclpy.spin_until_future_complete(self._node, future, timeout_sec=timeout_s)
+        if self._node.executor is not None:
+            deadline = time.monotonic() + timeout_s
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:
+            # Not the global executor: that one belongs to the default context only.
+            executor = SingleThreadedExecutor(context=self._node.context)
+            try:
+                rclpy.spin_until_future_complete(self._node, future, executor=executor,
+                                                 timeout_sec=timeout_s)
+            finally:
+                executor.shutdown()
         if not future.done():
             raise TimeoutError(f'{self.target}: no answer from {client.srv_name} '
                                f'within {timeout_s} s')
