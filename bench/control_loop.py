@@ -1,0 +1,221 @@
+"""Control-loop benchmark of policy_node: timing, compute, state age, CPU and memory.
+
+For each rate: a 30-joint MLP policy (60 -> 256 -> 256 -> 30) exported with export_policy,
+joint states published at the rate by mock_robot (own process), then two measurement windows
+of the same length against that publisher, each node in its own process (bench/_loop_nodes.py):
+the floor (a bare rclpy node with the same executor, timer and subscription that only relays
+the latest joint state) and the real PolicyNode. raw_forward_us times the frozen TorchScript
+forward of the same file here, with one thread. Progress goes to stderr; the last stdout line
+is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from il_policy_node.core.artifact import load_policy
+from il_policy_node.core.export import export_policy
+from il_policy_node.core.observation import ObservationSpec
+from il_policy_node.core.timing import Percentiles
+from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+JOINTS = [f'joint_{i:02d}' for i in range(30)]
+HIDDEN = 256
+FORWARD_ITERATIONS = 5000
+STARTUP_TIMEOUT_S = 60.0
+MAX_WINDOW_S = 55.0       # diagnostics_period_s is at most 60 s and resets the sample windows
+STRICT_MAX_RATE_HZ = 500.0  # the full goal set applies up to this rate
+
+
+def export_mlp(path: Path, rate_hz: float) -> Path:
+    """The seed MLP for 30 joints (positions + velocities in, positions out)."""
+    torch.manual_seed(0)
+    n = len(JOINTS)
+    model = nn.Sequential(nn.Linear(2 * n, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
+                          nn.ReLU(), nn.Linear(HIDDEN, n))
+    return export_policy(model, path, joint_names=JOINTS,
+                         observation=ObservationSpec(joints=tuple(JOINTS)), action_horizon=1,
+                         control_rate_hz=rate_hz, dataset_fingerprint='bench')
+
+
+def raw_forward_us(path: Path) -> Percentiles:
+    """Per-call time of the frozen TorchScript forward on one observation, one thread."""
+    torch.set_num_threads(1)
+    policy = load_policy(path)
+    obs = torch.as_tensor(np.random.default_rng(0).normal(
+        size=(1, policy.metadata.observation.size)), dtype=torch.float32)
+    times = np.empty(FORWARD_ITERATIONS)
+    with torch.inference_mode():
+        for _ in range(200):
+            policy.module(obs)
+        for i in range(FORWARD_ITERATIONS):
+            start = time.perf_counter_ns()
+            policy.module(obs)
+            times[i] = time.perf_counter_ns() - start
+    return Percentiles.of(times / 1e3)
+
+
+def run_window(role: str, *, env: dict[str, str], workdir: Path, rate_hz: float,
+               warmup_s: float, duration_s: float, params: dict | None = None) -> dict:
+    """Run one bench/_loop_nodes.py process to completion; return its samples and totals."""
+    out = workdir / f'{role}_{rate_hz:g}.npz'
+    log = workdir / f'{role}_{rate_hz:g}.log'
+    capacity = int((warmup_s + duration_s + 5.0) * rate_hz * 1.2)
+    args = ['--out', str(out), '--rate', repr(rate_hz), '--warmup', repr(warmup_s),
+            '--duration', repr(duration_s), '--capacity', str(capacity), *ros_args(params)]
+    total = warmup_s + duration_s
+    print(f'{rate_hz:g} Hz: {role} ({total:g} s with warm-up)', file=sys.stderr)
+    process = spawn('bench._loop_nodes', env=env, args=[role, *args], log_path=log)
+    try:
+        with tqdm(total=round(total), desc=f'{rate_hz:g} Hz {role}', unit='s',
+                  file=sys.stderr, leave=False, disable=None) as bar:
+            start = time.monotonic()
+            while process.poll() is None:
+                elapsed = time.monotonic() - start
+                if elapsed > total + STARTUP_TIMEOUT_S:
+                    raise TimeoutError(f'{role} did not finish within {elapsed:.0f} s')
+                bar.n = min(round(elapsed), bar.total)
+                bar.refresh()
+                time.sleep(0.5)
+    finally:
+        stop(process)
+    if process.returncode != 0 or not out.exists():
+        tail = log.read_text(errors='replace')[-3000:]
+        raise RuntimeError(f'{role} at {rate_hz:g} Hz failed (exit {process.returncode}):\n'
+                           f'{tail}')
+    with np.load(out) as data:
+        result = {key: data[key] for key in data.files if key != 'meta'}
+        result.update(json.loads(str(data['meta'])))
+    return result
+
+
+def _pct(values: np.ndarray, keys: tuple[str, ...] = ('p50', 'p99', 'max')) -> dict:
+    summary = Percentiles.of(np.asarray(values)).as_dict()
+    return {key: summary[key] for key in keys}
+
+
+def _goal(value: float, limit: float) -> dict:
+    return {'value': round(value, 2), 'limit': round(limit, 2), 'pass': bool(value <= limit)}
+
+
+def goals(run: dict) -> dict:
+    """The issue's goals as value <= limit checks."""
+    p99, floor_p99 = run['period_error_us']['p99'], run['floor_period_error_us']['p99']
+    if run['rate_hz'] > STRICT_MAX_RATE_HZ:
+        return {'period_error_p99_vs_floor': _goal(p99, 1.5 * floor_p99)}
+    period_us = 1e6 / run['rate_hz']
+    return {
+        'missed_ticks': _goal(run['missed_ticks'], 0),
+        'period_error_p99_vs_floor': _goal(p99, 1.2 * floor_p99),
+        'compute_p50_vs_raw_forward': _goal(run['compute_us']['p50'],
+                                            2.5 * run['raw_forward_us']['p50']),
+        'compute_p99_vs_period': _goal(run['compute_us']['p99'], 0.1 * period_us),
+        'rss_growth_mb': _goal(run['rss_mb_end'] - run['rss_mb_start'], 5.0),
+    }
+
+
+def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: float,
+               duration_s: float) -> dict:
+    """Floor and policy windows at one rate against one joint-state publisher."""
+    model = export_mlp(workdir / f'policy_{rate_hz:g}.pt', rate_hz)
+    print(f'{rate_hz:g} Hz: timing the raw forward', file=sys.stderr)
+    forward = raw_forward_us(model)
+    robot = spawn('il_policy_node.nodes.mock_robot_node', env=env,
+                  log_path=workdir / f'mock_robot_{rate_hz:g}.log',
+                  args=ros_args({'joint_names': JOINTS, 'publish_rate_hz': rate_hz,
+                                 'follow_commands': False}))
+    try:
+        window = {'env': env, 'workdir': workdir, 'rate_hz': rate_hz, 'warmup_s': warmup_s,
+                  'duration_s': duration_s}
+        floor = run_window('floor', **window)
+        policy = run_window('policy', **window, params={
+            'model_path': str(model), 'joint_names': JOINTS, 'control_rate_hz': rate_hz,
+            'position_lower_limits': [-3.0] * len(JOINTS),
+            'position_upper_limits': [3.0] * len(JOINTS), 'max_velocity_rad_s': [10.0],
+            'ramp_in_s': min(1.0, warmup_s / 2), 'torch_threads': 1,
+            'diagnostics_period_s': 60.0})
+    finally:
+        stop(robot)
+    run = {
+        'rate_hz': rate_hz,
+        'duration_s': round(policy['wall_s'], 2),
+        'ticks': policy['ticks'],
+        'published_ticks': int(policy['compute_us'].size),
+        'missed_ticks': policy['missed_ticks'],
+        'overruns': policy['overruns'],
+        'period_error_us': _pct(policy['period_error_us']),
+        'floor_period_error_us': _pct(floor['period_error_us']),
+        'floor_missed_ticks': floor['missed_ticks'],
+        'compute_us': _pct(policy['compute_us']),
+        'floor_compute_us': _pct(floor['compute_us']),
+        'raw_forward_us': {key: round(value, 1) for key, value in
+                           (('p50', forward.p50), ('p99', forward.p99))},
+        'state_age_us': _pct(policy['state_age_us']),
+        'floor_state_age_us': _pct(floor['state_age_us']),
+        'cpu_percent': round(policy['cpu_percent'], 1),
+        'floor_cpu_percent': round(floor['cpu_percent'], 1),
+        'rss_mb_start': round(policy['rss_mb_start'], 2),
+        'rss_mb_end': round(policy['rss_mb_end'], 2),
+    }
+    run['goals'] = goals(run)
+    run['all_goals_pass'] = all(g['pass'] for g in run['goals'].values())
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--duration', type=float, default=20.0, help='window per node (s)')
+    parser.add_argument('--rates', default='500,1000', help='control rates (Hz), comma separated')
+    parser.add_argument('--warmup', type=float, default=3.0,
+                        help='seconds after activation (ramp-in, discovery) before the window')
+    parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID (default: a free one)')
+    parser.add_argument('--keep', type=Path, help='keep policies, samples and logs in this dir')
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(',') if r.strip()]
+    if args.warmup + args.duration > MAX_WINDOW_S:
+        parser.error(f'warmup + duration must be <= {MAX_WINDOW_S:g} s: /diagnostics resets '
+                     'the sample windows at most every 60 s')
+    if not rates or min(rates) <= 0:
+        parser.error('--rates needs positive rates')
+    with contextlib.ExitStack() as stack:
+        if args.domain_id is None:
+            from domain_coordinator import domain_id
+            domain = stack.enter_context(domain_id())
+        else:
+            domain = args.domain_id
+        if args.keep is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='bench_')))
+        else:
+            workdir = args.keep
+            workdir.mkdir(parents=True, exist_ok=True)
+        env = local_ros_env(domain)
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')]))
+        print(f'ROS_DOMAIN_ID={domain}, {os.cpu_count()} CPUs, work dir {workdir}',
+              file=sys.stderr)
+        runs = []
+        for rate in rates:
+            runs.append(bench_rate(rate, env=env, workdir=workdir, warmup_s=args.warmup,
+                                   duration_s=args.duration))
+            print(json.dumps(runs[-1]), file=sys.stderr)
+    print(json.dumps({'runs': runs}))
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (RuntimeError, TimeoutError, subprocess.SubprocessError) as exc:
+        sys.exit(f'control_loop bench failed: {exc}')
