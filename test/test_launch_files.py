@@ -378,3 +378,13 @@ def test_policy_launch_refuses_a_bad_robot_description_file(tmp_path):
     bad.write_text('<xacro:macro xmlns:xacro="http://ros.org/wiki/xacro"/>')
     with pytest.raises(RuntimeError, match='not <robot>'):
         module.read_robot_description(str(bad))
+
+
+def test_mock_robot_launch_simulates_the_params_file_joints():
+    module = _load_launch_file('mock_robot.launch.py')
+    from launch.actions import IncludeLaunchDescription
+    from launch_ros.actions import Node
+    mock, policy = _actions(module)
+    assert isinstance(mock, Node) and mock.node_executable == 'mock_robot'
+    assert isinstance(policy, IncludeLaunchDescription)
+    assert module.policy_parameters(str(POLICY_YAML)) == _policy_yaml()
