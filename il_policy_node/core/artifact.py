@@ -53,7 +53,8 @@ class PolicyMetadata:
         if duplicates:
             raise ValueError(f'duplicate action joint names: {duplicates}')
         if not isinstance(self.action_horizon, int) or self.action_horizon < 1:
-            raise ValueError(f'action_horizon must be an integer >= 1, got {self.action_horizon!r}')
+            raise ValueError(
+                f'action_horizon must be an integer >= 1, got {self.action_horizon!r}')
         if not isinstance(self.control_rate_hz, (int, float)) or not self.control_rate_hz > 0:
             raise ValueError(f'control_rate_hz must be > 0, got {self.control_rate_hz!r}')
         if not isinstance(self.dataset_fingerprint, str):

@@ -110,7 +110,7 @@ class PolicyController:
         self.mode = Mode.ESTOPPED if self.estopped else Mode.WAITING
 
     def deactivate(self) -> Command | None:
-        """Leave the active state: one hold at the measured pose (unless e-stopped), then silent."""
+        """Leave the active state: one hold at the measured pose (unless e-stopped)."""
         was = self.mode
         self.mode = Mode.INACTIVE
         if was in (Mode.INACTIVE, Mode.ESTOPPED):

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from il_policy_node.core.artifact import (
-    METADATA_FILE, PolicyMetadata, load_policy, write_checksum)
+from il_policy_node.core.artifact import METADATA_FILE, PolicyMetadata, load_policy, write_checksum
 from il_policy_node.core.observation import ObservationSpec
 
 _log = logging.getLogger(__name__)

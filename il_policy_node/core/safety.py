@@ -73,7 +73,7 @@ def replace_nonfinite(target: np.ndarray, fallback: np.ndarray,
 
 def clamp_positions(target: np.ndarray, limits: JointLimits,
                     out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Clamp to [lower, upper]; returns (result, number of joints changed). Target must be finite."""
+    """Clamp to [lower, upper]; returns (result, joints changed). Target must be finite."""
     changed = int(np.count_nonzero((target < limits.lower) | (target > limits.upper)))
     return np.clip(target, limits.lower, limits.upper, out=out), changed
 
@@ -100,7 +100,7 @@ def ramp_fraction(elapsed_s: float, duration_s: float) -> float:
 
 def ramp_in(start: np.ndarray, target: np.ndarray, fraction: float,
             out: np.ndarray | None = None) -> np.ndarray:
-    """Blend from the measured ``start`` pose toward ``target``: start + fraction * (target - start)."""
+    """Blend from the measured ``start`` toward ``target``: start + fraction * (target - start)."""
     out = np.subtract(target, start, out=out)
     out *= fraction
     out += start

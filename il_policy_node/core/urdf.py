@@ -45,5 +45,7 @@ def urdf_joint_limits(urdf_xml: str) -> dict[str, UrdfJointLimit]:
                 lower, upper = float(limit.get('lower', 0.0)), float(limit.get('upper', 0.0))
         except (TypeError, ValueError) as exc:
             raise ValueError(f'robot_description joint {name!r}: bad <limit>: {exc}') from None
-        limits[name] = UrdfJointLimit(lower, upper, velocity if velocity and velocity > 0 else None)
+        if velocity is not None and velocity <= 0:
+            velocity = None
+        limits[name] = UrdfJointLimit(lower, upper, velocity)
     return limits

@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from il_policy_node.core.artifact import (
-    FORMAT_VERSION, METADATA_FILE, PolicyArtifactError, checksum_path, load_policy,
-    write_checksum)
+    FORMAT_VERSION,
+    METADATA_FILE,
+    PolicyArtifactError,
+    checksum_path,
+    load_policy,
+    write_checksum,
+)
 from il_policy_node.core.export import export_policy
 from il_policy_node.core.observation import ObservationSpec
 from test.support.policies import ConstantPolicy, export, mlp

@@ -5,8 +5,15 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from il_policy_node.core.safety import (
-    Intervention, JointLimits, SafetyFilter, clamp_positions, limit_step, ramp_fraction, ramp_in,
-    replace_nonfinite)
+    Intervention,
+    JointLimits,
+    SafetyFilter,
+    clamp_positions,
+    limit_step,
+    ramp_fraction,
+    ramp_in,
+    replace_nonfinite,
+)
 
 N = 4
 LIMITS = JointLimits(lower=[-1.0, -2.0, 0.0, -np.inf], upper=[1.0, 0.5, 3.0, np.inf],
