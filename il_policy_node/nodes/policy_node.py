@@ -82,7 +82,9 @@ class PolicyNode(LifecycleNode):
     def __init__(self, *, loop_stats_capacity: int = 4096, **kwargs) -> None:
         super().__init__('policy_node', **kwargs)
         self._stats_capacity = loop_stats_capacity
-        self._param_errors = declare_all(self, PARAMETERS)
+        errors = declare_all(self, PARAMETERS)
+        # Refused start-up overrides by parameter name, reported at configure until replaced.
+        self._param_errors = {e.split(':', 1)[0].removeprefix('parameter '): e for e in errors}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._controller: PolicyController | None = None
         self._config: ControllerConfig | None = None
@@ -112,7 +114,7 @@ class PolicyNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             if self._param_errors:
-                raise ConfigError('; '.join(self._param_errors))
+                raise ConfigError('; '.join(self._param_errors.values()))
             params = read_all(self, PARAMETERS)
             config = ControllerConfig.from_parameters(params)
             torch.set_num_threads(int(params['torch_threads']))
@@ -194,6 +196,9 @@ class PolicyNode(LifecycleNode):
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         if self._controller is None:
+            # These values passed their descriptors: they replace refused start-up overrides.
+            for param in params:
+                self._param_errors.pop(param.name, None)
             return SetParametersResult(successful=True)
         return SetParametersResult(
             successful=False,

@@ -4,31 +4,12 @@ import time
 import numpy as np
 import pytest
 
-from test.support.graph import JOINTS, RATE_HZ, Trajectory, policy_params, wait_until
+from test.support.graph import (
+    JOINTS, RATE_HZ, START, assert_controller_contract, expect_one_hold_then_silence, max_step,
+    policy_params, wait_until)
 from test.support.policies import ConstantPolicy, OffsetPolicy, export
 
-START = np.array([0.1, -0.4, 0.7])          # where the (static) robot stands
 FAR = np.array([0.7, -1.0, 1.2])            # a first action far from START
-
-
-def assert_controller_contract(msgs: list[Trajectory], velocities: bool) -> None:
-    """joint_trajectory_controller's contract, on every message."""
-    assert msgs
-    for msg in msgs:
-        assert msg.stamp_ns == 0
-        assert msg.joint_names == JOINTS
-        assert msg.positions.shape[1] == len(JOINTS) and np.isfinite(msg.positions).all()
-        assert msg.times[0] > 0 and (np.diff(msg.times) > 0).all()
-        if velocities:
-            assert all(len(v) == len(JOINTS) and np.isfinite(v).all() for v in msg.velocities)
-            assert (msg.velocities[-1] == 0.0).all()
-        else:
-            assert all(len(v) == 0 for v in msg.velocities)
-
-
-def max_step(msgs: list[Trajectory]) -> float:
-    targets = np.array([m.target for m in msgs])
-    return float(np.abs(np.diff(targets, axis=0)).max()) if len(targets) > 1 else 0.0
 
 
 @pytest.mark.parametrize('velocities', [False, True])
@@ -68,20 +49,6 @@ def test_activate_far_from_the_first_action_ramps_in_from_the_measured_pose(grap
     steps = np.diff([m.target for m in msgs], axis=0)
     assert (steps * np.sign(FAR - START) >= -1e-9).all()             # monotonic approach
     assert reached()[0] >= 0.6 * ramp_s * RATE_HZ                   # took about ramp_in_s
-
-
-def expect_one_hold_then_silence(rx, mark: int, silence_s: float = 1.0,
-                                 timeout_s: float = 10.0) -> tuple[list[Trajectory], Trajectory]:
-    """Wait for a hold after ``mark``, watch ``silence_s``; exactly one hold, nothing after it."""
-    assert wait_until(lambda: any(m.hold for m in rx.since(mark)), timeout_s), 'no hold'
-    time.sleep(silence_s)                               # the observation window for silence
-    msgs = rx.since(mark)
-    holds = [i for i, m in enumerate(msgs) if m.hold]
-    assert len(holds) == 1, f'{len(holds)} holds'
-    assert holds[0] == len(msgs) - 1, f'{len(msgs) - 1 - holds[0]} messages after the hold'
-    hold = msgs[-1]
-    assert np.isfinite(hold.positions).all() and (hold.velocities[0] == 0.0).all()
-    return msgs, hold
 
 
 def test_deactivate_holds_once_at_the_measured_pose_then_silence(graph, tmp_path):

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODE = '/policy_node'
 JOINTS = ('j0', 'j1', 'j2')
 RATE_HZ = 100.0
+START = np.array([0.1, -0.4, 0.7])   # where the static test robot stands
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.01) -> bool:
@@ -173,6 +174,40 @@ class Receiver:
         if not wait_until(lambda: self.estop_pub.get_subscription_count() > 0, 10.0):
             raise TimeoutError('nobody subscribes /estop')
         self.estop_pub.publish(Bool(data=value))
+
+
+def assert_controller_contract(msgs: list[Trajectory], velocities: bool) -> None:
+    """joint_trajectory_controller's contract, on every message."""
+    assert msgs
+    for msg in msgs:
+        assert msg.stamp_ns == 0
+        assert msg.joint_names == JOINTS
+        assert msg.positions.shape[1] == len(JOINTS) and np.isfinite(msg.positions).all()
+        assert msg.times[0] > 0 and (np.diff(msg.times) > 0).all()
+        if velocities:
+            assert all(len(v) == len(JOINTS) and np.isfinite(v).all() for v in msg.velocities)
+            assert (msg.velocities[-1] == 0.0).all()
+        else:
+            assert all(len(v) == 0 for v in msg.velocities)
+
+
+def max_step(msgs: list[Trajectory]) -> float:
+    targets = np.array([m.target for m in msgs])
+    return float(np.abs(np.diff(targets, axis=0)).max()) if len(targets) > 1 else 0.0
+
+
+def expect_one_hold_then_silence(rx, mark: int, silence_s: float = 1.0,
+                                 timeout_s: float = 10.0) -> tuple[list[Trajectory], Trajectory]:
+    """Wait for a hold after ``mark``, watch ``silence_s``; exactly one hold, nothing after it."""
+    assert wait_until(lambda: any(m.hold for m in rx.since(mark)), timeout_s), 'no hold'
+    time.sleep(silence_s)                               # the observation window for silence
+    msgs = rx.since(mark)
+    holds = [i for i, m in enumerate(msgs) if m.hold]
+    assert len(holds) == 1, f'{len(holds)} holds'
+    assert holds[0] == len(msgs) - 1, f'{len(msgs) - 1 - holds[0]} messages after the hold'
+    hold = msgs[-1]
+    assert np.isfinite(hold.positions).all() and (hold.velocities[0] == 0.0).all()
+    return msgs, hold
 
 
 def _deep(qos: QoSProfile) -> QoSProfile:
