@@ -8,9 +8,11 @@ for prismatic joints). ``metadata.json`` travels inside the archive (``_extra_fi
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,14 @@ METADATA_FILE = 'metadata.json'
 CHECKSUM_SUFFIX = '.sha256'
 
 _log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def quiet_torchscript():
+    """Silence torch's deprecation notices for TorchScript: it is this artifact's format."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'torch\.jit')
+        yield
 
 
 class PolicyArtifactError(ValueError):
@@ -190,7 +200,8 @@ def load_policy(path: str | Path, *, verify_checksum: bool = True,
     digest = _verify_checksum(path) if verify_checksum else file_sha256(path)
     extra = {METADATA_FILE: ''}
     try:
-        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+        with quiet_torchscript():
+            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
     except Exception as exc:  # torch raises RuntimeError and friends for broken archives
         raise PolicyArtifactError(f'{path}: TorchScript failed to load: {exc}') from None
     if not extra[METADATA_FILE]:

@@ -11,7 +11,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from il_policy_node.core.artifact import METADATA_FILE, PolicyMetadata, load_policy, write_checksum
+from il_policy_node.core.artifact import (
+    METADATA_FILE,
+    PolicyMetadata,
+    load_policy,
+    quiet_torchscript,
+    write_checksum,
+)
 from il_policy_node.core.observation import ObservationSpec
 
 _log = logging.getLogger(__name__)
@@ -86,7 +92,8 @@ def export_policy(model: nn.Module, path: str | Path, *, joint_names: list[str] 
         wrapper.action_mean = wrapper.action_mean.reshape(action_horizon, action_size)
         wrapper.action_std = wrapper.action_std.reshape(action_horizon, action_size)
 
-    scripted = torch.jit.freeze(torch.jit.script(wrapper))
+    with quiet_torchscript():
+        scripted = torch.jit.freeze(torch.jit.script(wrapper))
     inputs = torch.as_tensor(
         np.random.default_rng(0).normal(size=(16, obs_size)) if check_inputs is None
         else check_inputs, dtype=torch.float32).reshape(-1, obs_size)
@@ -101,7 +108,9 @@ def export_policy(model: nn.Module, path: str | Path, *, joint_names: list[str] 
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA_FILE: metadata.to_json()})
+        with quiet_torchscript():
+            torch.jit.save(scripted, str(tmp),
+                           _extra_files={METADATA_FILE: metadata.to_json()})
         with open(tmp, 'rb') as stream:
             os.fsync(stream.fileno())
         os.replace(tmp, path)
