@@ -34,7 +34,10 @@ from il_policy_node.core.joint_state import DuplicateJointError
 from il_policy_node.core.runtime import PolicyRuntime
 from il_policy_node.core.timing import LoopStats
 from il_policy_node.ros.conversions import (
-    JointStateMessage, TrajectoryMessages, joint_state_arrays)
+    JointStateMessage,
+    TrajectoryMessages,
+    joint_state_arrays,
+)
 from il_policy_node.ros.diagnostics import diagnostic_array
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, JOINT_STATE_QOS, MONITOR_QOS
@@ -43,7 +46,7 @@ PARAMETERS = (
     ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
     ParamSpec('joint_names', Parameter.Type.STRING_ARRAY,
               'Joints of the trajectory controller; every command lists all of them.'),
-    ParamSpec('control_rate_hz', 100.0, 'Control loop rate; must equal the policy\'s rate.',
+    ParamSpec('control_rate_hz', 100.0, "Control loop rate; must equal the policy's rate.",
               float_range=(0.0, 10000.0)),
     ParamSpec('state_timeout_s', 0.1, 'Joint state older than this stops the run (hold).',
               float_range=(0.0, 10.0)),

@@ -9,7 +9,11 @@ from pathlib import Path
 import torch
 
 from il_policy_node.core.artifact import (
-    METADATA_FILE, PolicyMetadata, checksum_path, write_checksum)
+    METADATA_FILE,
+    PolicyMetadata,
+    checksum_path,
+    write_checksum,
+)
 from il_policy_node.core.observation import ObservationSpec
 from test.support.graph import JOINTS, policy_params, wait_until
 from test.support.policies import ConstantPolicy, export, mlp

@@ -4,8 +4,14 @@ import time
 import numpy as np
 
 from test.support.graph import (
-    JOINTS, START, assert_controller_contract, expect_one_hold_then_silence, max_step,
-    policy_params, wait_until)
+    JOINTS,
+    START,
+    assert_controller_contract,
+    expect_one_hold_then_silence,
+    max_step,
+    policy_params,
+    wait_until,
+)
 from test.support.policies import ConstantPolicy, NaNPolicy, export
 
 TARGET = START + np.array([0.2, -0.2, 0.2])

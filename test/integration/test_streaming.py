@@ -1,12 +1,19 @@
-"""policy_node streaming over DDS: rate, controller contract, ramp-in, deactivate, joint layouts."""
+"""policy_node streaming over DDS: rate, controller contract, ramp-in, deactivate, layouts."""
 import time
 
 import numpy as np
 import pytest
 
 from test.support.graph import (
-    JOINTS, RATE_HZ, START, assert_controller_contract, expect_one_hold_then_silence, max_step,
-    policy_params, wait_until)
+    JOINTS,
+    RATE_HZ,
+    START,
+    assert_controller_contract,
+    expect_one_hold_then_silence,
+    max_step,
+    policy_params,
+    wait_until,
+)
 from test.support.policies import ConstantPolicy, OffsetPolicy, export
 
 FAR = np.array([0.7, -1.0, 1.2])            # a first action far from START
