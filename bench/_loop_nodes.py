@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -83,7 +84,7 @@ def measure(node: Node, executor: SingleThreadedExecutor, *, warmup_s: float,
     meta = {key: after[key] - before[key] for key in after}
     meta.update(cpu_percent=100.0 * cpu_s / (wall_end - wall_start),
                 wall_s=wall_end - wall_start, rss_mb_start=rss_start / 2**20,
-                rss_mb_end=rss_end / 2**20)
+                rss_mb_end=rss_end / 2**20, loadavg=os.getloadavg()[0])
     return {**stats.samples(), 'meta': json.dumps(meta)}
 
 

@@ -5,7 +5,9 @@ joint states published at the rate by mock_robot (own process), then two measure
 of the same length against that publisher, each node in its own process (bench/_loop_nodes.py):
 the floor (a bare rclpy node with the same executor, timer and subscription that only relays
 the latest joint state) and the real PolicyNode. raw_forward_us times the frozen TorchScript
-forward of the same file here, with one thread. Progress goes to stderr; the last stdout line
+forward of the same file here, with one thread, back to back (raw_forward_paced_us: one call
+per control period, caches no longer warm). Each window records the 1-minute load average, as
+other work on the machine shows in the figures. Progress goes to stderr; the last stdout line
 is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``.
 """
 from __future__ import annotations
@@ -51,17 +53,23 @@ def export_mlp(path: Path, rate_hz: float) -> Path:
                          control_rate_hz=rate_hz, dataset_fingerprint='bench')
 
 
-def raw_forward_us(path: Path) -> Percentiles:
-    """Per-call time of the frozen TorchScript forward on one observation, one thread."""
+def raw_forward_us(path: Path, *, iterations: int, pause_s: float = 0.0) -> Percentiles:
+    """Per-call time of the frozen TorchScript forward on one observation, one thread.
+
+    With ``pause_s`` the calls are paced like control ticks (sleeping between them), so the
+    caches are no longer all warm, as in the node.
+    """
     torch.set_num_threads(1)
     policy = load_policy(path)
     obs = torch.as_tensor(np.random.default_rng(0).normal(
         size=(1, policy.metadata.observation.size)), dtype=torch.float32)
-    times = np.empty(FORWARD_ITERATIONS)
+    times = np.empty(iterations)
     with torch.inference_mode():
         for _ in range(200):
             policy.module(obs)
-        for i in range(FORWARD_ITERATIONS):
+        for i in range(iterations):
+            if pause_s:
+                time.sleep(pause_s)
             start = time.perf_counter_ns()
             policy.module(obs)
             times[i] = time.perf_counter_ns() - start
@@ -132,7 +140,8 @@ def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: 
     """Floor and policy windows at one rate against one joint-state publisher."""
     model = export_mlp(workdir / f'policy_{rate_hz:g}.pt', rate_hz)
     print(f'{rate_hz:g} Hz: timing the raw forward', file=sys.stderr)
-    forward = raw_forward_us(model)
+    forward = raw_forward_us(model, iterations=FORWARD_ITERATIONS)
+    paced = raw_forward_us(model, iterations=round(rate_hz), pause_s=1.0 / rate_hz)
     robot = spawn('il_policy_node.nodes.mock_robot_node', env=env,
                   log_path=workdir / f'mock_robot_{rate_hz:g}.log',
                   args=ros_args({'joint_names': JOINTS, 'publish_rate_hz': rate_hz,
@@ -163,12 +172,15 @@ def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: 
         'floor_compute_us': _pct(floor['compute_us']),
         'raw_forward_us': {key: round(value, 1) for key, value in
                            (('p50', forward.p50), ('p99', forward.p99))},
+        'raw_forward_paced_us': {key: round(value, 1) for key, value in
+                                 (('p50', paced.p50), ('p99', paced.p99))},
         'state_age_us': _pct(policy['state_age_us']),
         'floor_state_age_us': _pct(floor['state_age_us']),
         'cpu_percent': round(policy['cpu_percent'], 1),
         'floor_cpu_percent': round(floor['cpu_percent'], 1),
         'rss_mb_start': round(policy['rss_mb_start'], 2),
         'rss_mb_end': round(policy['rss_mb_end'], 2),
+        'loadavg_1min': {'floor': floor['loadavg'], 'policy': policy['loadavg']},
     }
     run['goals'] = goals(run)
     run['all_goals_pass'] = all(g['pass'] for g in run['goals'].values())
