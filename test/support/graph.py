@@ -110,9 +110,9 @@ class Receiver:
         self.diagnostics: list[dict[str, str]] = []   # values of target's statuses, in order
         self._status_name = f'il_policy_node: {target.rsplit("/", 1)[-1]}'
         node = self.node
-        node.create_subscription(JointTrajectory, '/joint_trajectory',
-                                 lambda m: self.trajectories.append(Trajectory.of(m)),
-                                 _deep(COMMAND_QOS))
+        self.trajectory_sub = node.create_subscription(
+            JointTrajectory, '/joint_trajectory',
+            lambda m: self.trajectories.append(Trajectory.of(m)), _deep(COMMAND_QOS))
         node.create_subscription(JointState, f'{target}/target_joint_states',
                                  self.targets.append, _deep(MONITOR_QOS))
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
@@ -250,6 +250,8 @@ class Graph:
             raise TimeoutError(f'policy_node did not come up:\n{process.log()}')
         if configure:
             assert self.receiver.lifecycle.change('configure'), process.log()
+            # Matched before anything is published, so the test sees the first command.
+            assert wait_until(lambda: self.receiver.trajectory_sub.get_publisher_count(), 10.0)
         return process
 
     def source(self, positions: Sequence[float], *options: str,
@@ -271,3 +273,6 @@ class Graph:
             self.receiver.close()
             for process in self.processes:   # shown by pytest when the test failed
                 print(f'----- {process.log_path.name} -----\n{process.log()[-4000:]}')
+            rx = self.receiver
+            print(f'----- received {len(rx.trajectories)} trajectories; last diagnostics: '
+                  f'{rx.diagnostics[-1] if rx.diagnostics else None}')

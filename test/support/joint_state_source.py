@@ -2,6 +2,8 @@
 
 Run as ``python -m test.support.joint_state_source [options] --ros-args -p joint_names:=[...]``
 (MockRobotNode's parameters: joint_names, initial_positions, publish_rate_hz, follow_commands).
+Fault times count from the first subscriber's arrival, not from start-up, so slow discovery
+cannot make a fault happen before anyone listens.
 """
 from __future__ import annotations
 
@@ -44,13 +46,15 @@ class JointStateSource(MockRobotNode):
             random.Random(1).shuffle(order)
         self._order = order
         self._extra = [f'extra_joint_{i}' for i in range(options.extra)]
-        self._started = time.monotonic()
+        self._started: float | None = None      # when the first subscriber matched
         self.get_logger().info(f'publishing {[self.joint_names[i] for i in order]} '
                                f'(+{len(self._extra)} extra) in {options.parts} part(s)')
 
     def _step(self) -> None:
         now = time.monotonic()
-        elapsed = now - self._started
+        if self._started is None and self._pub.get_subscription_count() > 0:
+            self._started = now
+        elapsed = 0.0 if self._started is None else now - self._started
         options = self._options
         if options.stop_after is not None and elapsed >= options.stop_after:
             return
