@@ -24,18 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from il_policy_node.core.artifact import load_policy
 from il_policy_node.core.export import export_policy
+from il_policy_node.core.models import seed_mlp
 from il_policy_node.core.observation import ObservationSpec
 from il_policy_node.core.timing import Percentiles
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 JOINTS = [f'joint_{i:02d}' for i in range(30)]
-HIDDEN = 256
 FORWARD_ITERATIONS = 5000
 STARTUP_TIMEOUT_S = 60.0
 MAX_WINDOW_S = 55.0       # diagnostics_period_s is at most 60 s and resets the sample windows
@@ -45,9 +44,7 @@ STRICT_MAX_RATE_HZ = 500.0  # the full goal set applies up to this rate
 def export_mlp(path: Path, rate_hz: float) -> Path:
     """The seed MLP for 30 joints (positions + velocities in, positions out)."""
     torch.manual_seed(0)
-    n = len(JOINTS)
-    model = nn.Sequential(nn.Linear(2 * n, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
-                          nn.ReLU(), nn.Linear(HIDDEN, n))
+    model = seed_mlp(2 * len(JOINTS), len(JOINTS))
     return export_policy(model, path, joint_names=JOINTS,
                          observation=ObservationSpec(joints=tuple(JOINTS)), action_horizon=1,
                          control_rate_hz=rate_hz, dataset_fingerprint='bench')

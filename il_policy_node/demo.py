@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import trange
 
 from il_policy_node.core.export import export_policy
+from il_policy_node.core.models import seed_mlp
 from il_policy_node.core.observation import ObservationSpec
 
 JOINTS = [f'joint_{i + 1}' for i in range(6)]
@@ -59,8 +60,7 @@ def train(demos: list[np.ndarray], epochs: int, seed: int):
     x = torch.from_numpy((obs - stats['obs_mean']) / stats['obs_std'])
     y = torch.from_numpy((act - stats['action_mean']) / stats['action_std'])
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(x.shape[1], 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, y.shape[1]))
+    model = seed_mlp(x.shape[1], y.shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in trange(epochs, desc='train', unit='epoch', file=sys.stderr):

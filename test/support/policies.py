@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from il_policy_node.core.export import export_policy
+from il_policy_node.core.models import seed_mlp
 from il_policy_node.core.observation import ObservationSpec
 
 
@@ -46,10 +47,9 @@ class OffsetPolicy(nn.Module):
 
 
 def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn.Module:
-    """The seed MLP (obs -> hidden -> ReLU -> hidden -> ReLU -> action)."""
+    """The seed MLP with ``hidden`` units per layer, seeded."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(obs_size, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                         nn.ReLU(), nn.Linear(hidden, action_size))
+    return seed_mlp(obs_size, action_size, (hidden, hidden))
 
 
 def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
