@@ -196,7 +196,7 @@ def max_step(msgs: list[Trajectory]) -> float:
     return float(np.abs(np.diff(targets, axis=0)).max()) if len(targets) > 1 else 0.0
 
 
-def expect_one_hold_then_silence(rx, mark: int, silence_s: float = 1.0,
+def expect_one_hold_then_silence(rx: Receiver, mark: int, silence_s: float = 1.0,
                                  timeout_s: float = 10.0) -> tuple[list[Trajectory], Trajectory]:
     """Wait for a hold after ``mark``, watch ``silence_s``; exactly one hold, nothing after it."""
     assert wait_until(lambda: any(m.hold for m in rx.since(mark)), timeout_s), 'no hold'
