@@ -1,4 +1,8 @@
-"""Pre-serialized commands: the bytes published are what rclpy would serialize."""
+"""Pre-serialized commands: the bytes published decode to the message rclpy would send.
+
+Bytes are compared after decoding: CDR alignment padding is not initialized by the
+serializer, so two serializations of one message may differ in their padding bytes.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +33,7 @@ def test_fill_matches_the_message_rclpy_serializes(velocities):
         if velocities:
             points.append(_point(2 * PERIOD_S, positions, [0.0] * 3))
         expected = JointTrajectory(joint_names=JOINTS, points=points)
-        assert data == serialize_message(expected)
+        assert len(data) == len(serialize_message(expected))
         assert deserialize_message(data, JointTrajectory) == expected
 
 
@@ -40,4 +44,5 @@ def test_hold_is_one_point_at_rest(velocities):
     data = messages.fill(np.array([0.5, -0.5, 1.5]), None, hold=True)
     expected = JointTrajectory(joint_names=JOINTS, points=[
         _point(PERIOD_S, [0.5, -0.5, 1.5], [0.0] * 3 if velocities else None)])
-    assert data == serialize_message(expected)
+    assert len(data) == len(serialize_message(expected))
+    assert deserialize_message(data, JointTrajectory) == expected
