@@ -38,7 +38,7 @@ class Mode(str, Enum):
 
 @dataclass
 class Command:
-    """Joint position targets for every controller joint (arrays reused between ticks)."""
+    """Joint position targets for every controller joint (object and arrays reused per tick)."""
 
     positions: np.ndarray
     velocities: np.ndarray | None
@@ -86,12 +86,17 @@ class PolicyController:
         self._command = np.zeros(n)
         self._velocity = np.zeros(n) if config.publish_velocities else None
         self._hold = np.zeros(n)
-        self._zero_velocity = np.zeros(n) if config.publish_velocities else None
+        self._track_command = Command(self._command, self._velocity, hold=False)
+        self._hold_command_msg = Command(
+            self._hold, np.zeros(n) if config.publish_velocities else None, hold=True)
+        # the policy drives every controller joint in controller order: no scatter needed
+        self._drives_all = np.array_equal(self._act_idx, np.arange(n))
         self._timeout_ns = int(config.state_timeout_s * 1e9)
         self._ramp_start_ns = 0
         self.mode = Mode.INACTIVE
         self.estopped = False
         self.last_fault: StateFault | None = None
+        self.state_age_at_tick_ns: int | None = None  # age of the oldest joint used last tick
 
     @property
     def counts(self) -> dict[Intervention, int]:
@@ -155,10 +160,14 @@ class PolicyController:
             self._start_run(now_ns)
         for dest, (source, idx) in zip(self._obs_fields, self._obs_sources):
             np.take(source, idx, out=dest)
+        self.state_age_at_tick_ns = now_ns - self.state.oldest_stamp_ns
         action = self.runtime.step(self._obs_fields)
         target = self._target
-        target[:] = self._start                  # joints the policy does not drive stay put
-        target[self._act_idx] = action
+        if self._drives_all:
+            target[:] = action
+        else:
+            target[:] = self._start              # joints the policy does not drive stay put
+            target[self._act_idx] = action
         if self.mode is Mode.RAMPING:
             fraction = ramp_fraction((now_ns - self._ramp_start_ns) / 1e9, self.config.ramp_in_s)
             if fraction >= 1.0:
@@ -170,7 +179,7 @@ class PolicyController:
             np.subtract(command, self._previous, out=self._velocity)
             self._velocity *= self.config.control_rate_hz
         self._previous[:] = command
-        return Command(command, self._velocity, hold=False)
+        return self._track_command
 
     def _start_run(self, now_ns: int) -> None:
         self.runtime.reset()
@@ -185,7 +194,7 @@ class PolicyController:
         np.take(self.state.position, self._ctrl_idx, out=self._hold)
         if not np.isfinite(self._hold).all():
             return None
-        return Command(self._hold, self._zero_velocity, hold=True)
+        return self._hold_command_msg
 
     def state_age_ns(self, now_ns: int) -> int | None:
         age = self.state.oldest_age_ns(now_ns)

@@ -39,10 +39,11 @@ class JointStateCache:
         self.velocity = np.zeros(n)
         self.stamp_ns = np.full(n, NEVER, np.int64)
         self.invalid = np.zeros(n, bool)
+        self._any_invalid = False
+        self.oldest_stamp_ns = NEVER   # of the required joints, as of the last fault() call
         self._layout: list[str] | None = None
         self._msg_idx = np.zeros(0, np.intp)
         self._cache_idx = np.zeros(0, np.intp)
-        self._age = np.zeros(n, np.int64)
 
     def _relayout(self, names: Sequence[str]) -> None:
         if len(set(names)) != len(names):
@@ -83,7 +84,9 @@ class JointStateCache:
             if vel is not None:
                 self.velocity[idx] = vel
             self.stamp_ns[idx] = now_ns
-            self.invalid[idx] = False
+            if self._any_invalid:
+                self.invalid[idx] = False
+                self._any_invalid = bool(self.invalid.any())
             return 0
         good = idx[ok]
         self.position[good] = pos[ok]
@@ -92,17 +95,19 @@ class JointStateCache:
         self.stamp_ns[good] = now_ns
         self.invalid[good] = False
         self.invalid[idx[~ok]] = True
+        self._any_invalid = True
         return int(np.count_nonzero(~ok))
 
     def fault(self, now_ns: int, timeout_ns: int) -> StateFault | None:
         """None when every joint is finite and fresher than ``timeout_ns``."""
-        if self.invalid.any():
+        if self._any_invalid:
             return StateFault.NONFINITE_STATE
-        np.subtract(now_ns, self.stamp_ns, out=self._age)
-        stale = self._age > timeout_ns
-        if not stale.any():
+        self.oldest_stamp_ns = oldest = int(self.stamp_ns.min())
+        if now_ns - oldest <= timeout_ns:
             return None
-        return StateFault.STATE_TIMEOUT if stale.all() else StateFault.MISSING_JOINT
+        newest = int(self.stamp_ns.max())
+        return StateFault.STATE_TIMEOUT if now_ns - newest > timeout_ns \
+            else StateFault.MISSING_JOINT
 
     def stale_joints(self, now_ns: int, timeout_ns: int) -> list[str]:
         """Names of joints that are invalid or older than ``timeout_ns`` (for messages)."""

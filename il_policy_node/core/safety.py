@@ -57,37 +57,25 @@ def nonfinite(values: np.ndarray) -> bool:
     return not np.isfinite(values).all()
 
 
-def replace_nonfinite(target: np.ndarray, fallback: np.ndarray,
-                      out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Whole vector from ``fallback`` when any value is non-finite; returns (result, 1 or 0).
-
-    A policy that emits NaN for one joint is broken for all: the robot holds the last command.
-    """
-    out = np.empty_like(target) if out is None else out
-    if nonfinite(target):
-        out[:] = fallback
-        return out, 1
-    out[:] = target
-    return out, 0
-
-
 def clamp_positions(target: np.ndarray, limits: JointLimits,
                     out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Clamp to [lower, upper]; returns (result, joints changed). Target must be finite."""
-    changed = int(np.count_nonzero((target < limits.lower) | (target > limits.upper)))
-    return np.clip(target, limits.lower, limits.upper, out=out), changed
+    """Clamp to [lower, upper]; returns (result, joints changed).
+
+    Target must be finite; ``out`` must not be ``target`` (the count compares the two).
+    """
+    out = np.clip(target, limits.lower, limits.upper, out=out)
+    return out, int(np.count_nonzero(out != target))
 
 
 def limit_step(target: np.ndarray, previous: np.ndarray, max_step: np.ndarray,
                out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Move from ``previous`` toward ``target`` by at most ``max_step`` per joint.
 
-    Returns (result, number of joints limited). Inputs must be finite.
+    Returns (result, number of joints limited). Inputs must be finite and ``out`` must not be
+    ``target``. A joint that is not limited gets exactly ``target``.
     """
-    delta = np.subtract(target, previous)
-    changed = int(np.count_nonzero(np.abs(delta) > max_step))
-    np.clip(delta, -max_step, max_step, out=delta)
-    return np.add(previous, delta, out=out), changed
+    out = np.clip(target, previous - max_step, previous + max_step, out=out)
+    return out, int(np.count_nonzero(out != target))
 
 
 def ramp_fraction(elapsed_s: float, duration_s: float) -> float:
@@ -109,7 +97,7 @@ def ramp_in(start: np.ndarray, target: np.ndarray, fraction: float,
 
 @dataclass
 class SafetyFilter:
-    """Applies replace_nonfinite -> clamp_positions -> limit_step, counting each intervention.
+    """Non-finite target -> previous command; then clamp_positions -> limit_step; all counted.
 
     The result is finite, within limits whenever ``previous`` is, and never more than
     ``max_velocity * period_s`` away from ``previous``.
@@ -122,20 +110,19 @@ class SafetyFilter:
     def __post_init__(self) -> None:
         self._max_step = self.limits.max_step(self.period_s)
         self._scratch = np.empty_like(self.limits.lower)
-        self._low = np.empty_like(self.limits.lower)
-        self._high = np.empty_like(self.limits.lower)
 
     def apply(self, target: np.ndarray, previous: np.ndarray,
               out: np.ndarray | None = None) -> np.ndarray:
+        """The safe command for ``target`` one tick after ``previous`` (in ``out`` if given)."""
         out = np.empty_like(self._scratch) if out is None else out
-        scratch, changed = replace_nonfinite(target, previous, out=self._scratch)
-        self.counts[Intervention.NONFINITE_ACTION] += changed
-        scratch, changed = clamp_positions(scratch, self.limits, out=scratch)
-        self.counts[Intervention.POSITION_CLAMP] += changed
+        counts = self.counts
+        if nonfinite(target):
+            counts[Intervention.NONFINITE_ACTION] += 1
+            target = previous
+        scratch, changed = clamp_positions(target, self.limits, out=self._scratch)
+        if changed:
+            counts[Intervention.POSITION_CLAMP] += changed
         out, changed = limit_step(scratch, previous, self._max_step, out=out)
-        self.counts[Intervention.STEP_LIMIT] += changed
-        # Rounding in previous + (target - previous) can leave the limits by one ulp; clip it
-        # back, but never pull a command that starts outside the limits by more than one step.
-        np.minimum(self.limits.lower, previous, out=self._low)
-        np.maximum(self.limits.upper, previous, out=self._high)
-        return np.clip(out, self._low, self._high, out=out)
+        if changed:
+            counts[Intervention.STEP_LIMIT] += changed
+        return out

@@ -252,7 +252,7 @@ class PolicyNode(LifecycleNode):
         if command is None:
             return
         self._publish(command)
-        stats.tick_finished(time.monotonic_ns() - start, controller.state_age_ns(start))
+        stats.tick_finished(time.monotonic_ns() - start, controller.state_age_at_tick_ns)
         if command.hold:
             self._report_hold()
         else:

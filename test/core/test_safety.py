@@ -12,7 +12,6 @@ from il_policy_node.core.safety import (
     limit_step,
     ramp_fraction,
     ramp_in,
-    replace_nonfinite,
 )
 
 N = 4
@@ -20,13 +19,6 @@ LIMITS = JointLimits(lower=[-1.0, -2.0, 0.0, -np.inf], upper=[1.0, 0.5, 3.0, np.
                      max_velocity=[1.0, 2.0, 0.5, 3.0])
 PERIOD = 0.01
 EPS = 1e-9
-
-
-def test_replace_nonfinite_holds_the_whole_vector():
-    out, changed = replace_nonfinite(np.array([0.1, np.nan, 0.3]), np.array([1.0, 2.0, 3.0]))
-    assert changed == 1 and out.tolist() == [1.0, 2.0, 3.0]
-    out, changed = replace_nonfinite(np.array([0.1, 0.2, 0.3]), np.zeros(3))
-    assert changed == 0 and out.tolist() == [0.1, 0.2, 0.3]
 
 
 def test_clamp_counts_the_joints_it_moved():
@@ -61,7 +53,8 @@ def test_limits_are_validated():
 def test_filter_counts_every_intervention():
     safety = SafetyFilter(LIMITS, PERIOD)
     previous = np.zeros(N)
-    safety.apply(np.array([np.nan, 0.0, 0.0, 0.0]), previous)
+    held = safety.apply(np.array([np.nan, 0.5, 0.5, 0.5]), previous)
+    assert held.tolist() == previous.tolist()       # the whole vector holds
     safety.apply(np.array([5.0, 0.0, 0.0, 0.0]), previous)
     counts = safety.counts
     assert counts[Intervention.NONFINITE_ACTION] == 1
