@@ -52,10 +52,14 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float
 
 
 def policy_params(model_path: Path, **overrides: Any) -> dict[str, Any]:
-    """policy_node parameters for the 3-joint test robot; keyword arguments override."""
+    """policy_node parameters for the 3-joint test robot; keyword arguments override.
+
+    state_timeout_s is long (1 s) so that a loaded 2-core machine stalling a process for a few
+    hundred milliseconds does not trip the watchdog in tests that count holds.
+    """
     params = {
         'model_path': str(model_path), 'joint_names': list(JOINTS),
-        'control_rate_hz': RATE_HZ, 'state_timeout_s': 0.3, 'ramp_in_s': 0.2,
+        'control_rate_hz': RATE_HZ, 'state_timeout_s': 1.0, 'ramp_in_s': 0.2,
         'position_lower_limits': [-3.0] * 3, 'position_upper_limits': [3.0] * 3,
         'max_velocity_rad_s': [2.0], 'publish_velocities': True, 'warmup_iterations': 2,
         'diagnostics_period_s': 0.2,
