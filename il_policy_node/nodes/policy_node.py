@@ -101,7 +101,6 @@ class PolicyNode(LifecycleNode):
         self._target_every = 0
         self._estop_latched_unconfigured = False
         self._bad_state_messages = 0
-        self._hold_reported = False
         self.create_subscription(Bool, 'estop', self._on_estop, ESTOP_QOS)
         self.create_service(Trigger, '~/reset_estop', self._on_reset_estop)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', MONITOR_QOS)
@@ -156,7 +155,6 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._controller.activate()
         self._stats.restart()
-        self._hold_reported = False
         self._timer = self.create_timer(self._config.period_s, self._tick)
         self.get_logger().info('active: waiting for fresh joint_states, then ramping in over '
                                f'{self._config.ramp_in_s:g} s')
@@ -255,10 +253,8 @@ class PolicyNode(LifecycleNode):
         stats.tick_finished(time.monotonic_ns() - start, controller.state_age_at_tick_ns)
         if command.hold:
             self._report_hold()
-        else:
-            self._hold_reported = False
-            if self._target_every and stats.ticks % self._target_every == 0:
-                self._publish_targets(command)
+        elif self._target_every and stats.ticks % self._target_every == 0:
+            self._publish_targets(command)
 
     def _publish(self, command: Command | None) -> None:
         if command is None or self._command_pub is None:
@@ -271,13 +267,15 @@ class PolicyNode(LifecycleNode):
         self._targets.msg.header.stamp = self.get_clock().now().to_msg()
         self._target_pub.publish(self._targets.msg)
 
+    def _stale_joints(self) -> list[str]:
+        return self._controller.state.stale_joints(
+            time.monotonic_ns(), int(self._config.state_timeout_s * 1e9))
+
     def _report_hold(self) -> None:
-        controller = self._controller
-        now = time.monotonic_ns()
-        stale = controller.state.stale_joints(now, int(self._config.state_timeout_s * 1e9))
         self.get_logger().warn(
-            f'holding at the measured pose: {controller.last_fault.value} '
-            f'(joints {stale}); resumes with a new ramp-in when joint_states are fresh')
+            f'holding at the measured pose: {self._controller.last_fault.value} '
+            f'(joints {self._stale_joints()}); resumes with a new ramp-in when joint_states '
+            'are fresh')
 
     # -- monitoring ----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -309,6 +307,7 @@ class PolicyNode(LifecycleNode):
                 'state_age_p99_us': summary.state_age_us.p99,
                 'state_age_now_ms': -1.0 if age is None else age / 1e6,
                 'last_fault': controller.last_fault.value if controller.last_fault else '',
+                'stale_joints': ','.join(self._stale_joints()[:10]),
                 'estop_latched': controller.estopped,
             })
             values.update({f'count_{kind.value}': n for kind, n in controller.counts.items()})
