@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from il_policy_node.core.artifact import load_policy
-from il_policy_node.core.runtime import PolicyRuntime
+from il_policy_node.core.runtime import PolicyRuntime, optimized_for_inference
 from test.support.policies import export
 
 JOINTS = ['a', 'b']
@@ -87,3 +87,12 @@ def test_single_step_policy_and_warmup(tmp_path):
 def test_bad_options(chunk_policy, kwargs, message):
     with pytest.raises(ValueError, match=message):
         PolicyRuntime(chunk_policy, **kwargs)
+
+
+def test_the_optimized_module_matches_the_exported_one(tmp_path):
+    policy = load_policy(export(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+                                tmp_path / 'p.pt', JOINTS))
+    optimized = optimized_for_inference(policy)
+    obs = torch.randn(5, 4)
+    with torch.inference_mode():
+        assert torch.allclose(optimized(obs), policy.module(obs), atol=1e-5)
