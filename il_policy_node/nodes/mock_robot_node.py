@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -20,6 +18,7 @@ from trajectory_msgs.msg import JointTrajectory
 from il_policy_node.ros.conversions import JointStateMessage
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS
+from il_policy_node.ros.spin import spin_node
 
 PARAMETERS = (
     ParamSpec('joint_names', Parameter.Type.STRING_ARRAY, 'Joints to simulate.'),
@@ -104,17 +103,7 @@ class MockRobotNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = MockRobotNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(MockRobotNode, args)
 
 
 if __name__ == '__main__':

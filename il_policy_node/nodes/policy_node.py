@@ -11,17 +11,13 @@ Services:
 """
 from __future__ import annotations
 
-import signal
 import time
 
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
@@ -41,6 +37,7 @@ from il_policy_node.ros.conversions import (
 from il_policy_node.ros.diagnostics import diagnostic_array
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, JOINT_STATE_QOS, MONITOR_QOS
+from il_policy_node.ros.spin import spin_node
 
 PARAMETERS = (
     ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
@@ -326,18 +323,8 @@ class PolicyNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    # Own signal handling, so Ctrl-C / SIGTERM still publish the hold before rclpy shuts down.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    node = PolicyNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_loop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    # The hold goes out on Ctrl-C / SIGTERM too, before rclpy shuts down.
+    spin_node(PolicyNode, args, before_shutdown=PolicyNode.stop_loop)
 
 
 if __name__ == '__main__':

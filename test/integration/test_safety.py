@@ -36,10 +36,7 @@ def assert_ramps_in_from(msgs, pose: np.ndarray) -> None:
 
 def test_nan_from_the_model_never_reaches_the_topic(graph, tmp_path):
     model = export(NaNPolicy(len(JOINTS)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model))
-    graph.source(START)
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model)
     assert rx.wait_for_diagnostic('count_nonfinite_action', lambda n: int(n or 0) > 10, 10.0)
     assert wait_until(lambda: len(rx.trajectories) > 50, 10.0)
     msgs = rx.since(0)
@@ -51,10 +48,7 @@ def test_nan_from_the_model_never_reaches_the_topic(graph, tmp_path):
 
 def test_nan_in_joint_states_holds_then_resumes_with_a_ramp_in(graph, tmp_path):
     model = export(ConstantPolicy(list(TARGET)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model))
-    graph.source(START, '--nan-joint', 'j1', '--nan-after', '2.0', '--nan-for', '1.5')
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model, '--nan-joint', 'j1', '--nan-after', '2.0', '--nan-for', '1.5')
     assert wait_until(lambda: rx.trajectories, 10.0)
     msgs, hold = expect_one_hold_then_silence(rx, 0, silence_s=0.5)
     assert len(msgs) > 20                               # it was streaming before the NaN
@@ -90,10 +84,7 @@ def test_joint_states_stopping_holds_once_then_resumes_from_the_new_pose(graph, 
 
 def test_a_missing_joint_streams_nothing_and_says_why(graph, tmp_path):
     model = export(ConstantPolicy(list(TARGET)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model))
-    graph.source(START, '--omit', 'j2')
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model, '--omit', 'j2')
     assert rx.wait_for_diagnostic('last_fault', lambda fault: fault == 'missing_joint', 10.0)
     assert 'missing_joint' in rx.diagnostics[-1]['_message']
     time.sleep(0.5)                                     # observation window: silent
@@ -110,10 +101,7 @@ def test_a_missing_joint_streams_nothing_and_says_why(graph, tmp_path):
 
 def test_estop_latches_until_reset(graph, tmp_path):
     model = export(ConstantPolicy(list(TARGET)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model))
-    graph.source(START)
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model)
     assert wait_until(lambda: len(rx.trajectories) > 20, 10.0)
     mark = len(rx.trajectories)
     rx.estop(True)

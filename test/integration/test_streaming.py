@@ -1,4 +1,5 @@
 """policy_node streaming over DDS: rate, controller contract, ramp-in, deactivate, layouts."""
+import signal
 import time
 
 import numpy as np
@@ -22,10 +23,7 @@ FAR = np.array([0.7, -1.0, 1.2])            # a first action far from START
 @pytest.mark.parametrize('velocities', [False, True])
 def test_streams_at_the_control_rate_within_the_controller_contract(graph, tmp_path, velocities):
     model = export(ConstantPolicy(list(START + 0.05)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model, publish_velocities=velocities))
-    graph.source(START)
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model, publish_velocities=velocities)
     assert wait_until(lambda: rx.trajectories, 10.0), 'nothing streamed'
     mark, t0 = len(rx.trajectories), time.monotonic()
     time.sleep(2.0)                                     # the counting window
@@ -42,10 +40,7 @@ def test_streams_at_the_control_rate_within_the_controller_contract(graph, tmp_p
 def test_activate_far_from_the_first_action_ramps_in_from_the_measured_pose(graph, tmp_path):
     model = export(ConstantPolicy(list(FAR)), tmp_path / 'policy.pt', JOINTS)
     ramp_s, max_velocity = 1.0, 1.0
-    graph.policy_node(policy_params(model, ramp_in_s=ramp_s, max_velocity_rad_s=[max_velocity]))
-    graph.source(START)
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model, ramp_in_s=ramp_s, max_velocity_rad_s=[max_velocity])
     reached = lambda: [i for i, m in enumerate(rx.since(0))  # noqa: E731
                        if np.allclose(m.target, FAR, atol=1e-6)]
     assert wait_until(reached, 10.0), 'never reached the policy target'
@@ -60,10 +55,7 @@ def test_activate_far_from_the_first_action_ramps_in_from_the_measured_pose(grap
 
 def test_deactivate_holds_once_at_the_measured_pose_then_silence(graph, tmp_path):
     model = export(ConstantPolicy(list(FAR)), tmp_path / 'policy.pt', JOINTS)
-    graph.policy_node(policy_params(model))
-    graph.source(START)
-    rx = graph.receiver
-    assert rx.lifecycle.change('activate')
+    rx = graph.activate(model)
     assert wait_until(lambda: len(rx.trajectories) > 20, 10.0)
     mark = len(rx.trajectories)
     assert rx.lifecycle.change('deactivate')
@@ -76,6 +68,19 @@ def test_deactivate_holds_once_at_the_measured_pose_then_silence(graph, tmp_path
     assert rx.lifecycle.change('activate')
     assert wait_until(lambda: len(rx.since(mark)) > 5, 10.0)
     np.testing.assert_allclose(rx.since(mark)[0].target, START, atol=1e-9)
+
+
+@pytest.mark.parametrize('signal_name', ['SIGINT', 'SIGTERM'])
+def test_a_stopped_process_holds_once_before_it_exits(graph, tmp_path, signal_name):
+    model = export(ConstantPolicy(list(FAR)), tmp_path / 'policy.pt', JOINTS)
+    rx = graph.activate(model)
+    node = graph.processes[0]
+    assert wait_until(lambda: len(rx.trajectories) > 20, 10.0)
+    mark = len(rx.trajectories)
+    node.popen.send_signal(getattr(signal, signal_name))
+    assert node.popen.wait(timeout=10.0) == 0, node.log()
+    _, hold = expect_one_hold_then_silence(rx, mark)
+    np.testing.assert_allclose(hold.target, START, atol=1e-9)
 
 
 def test_shuffled_extra_and_partial_joint_states_give_identical_targets(graph, tmp_path):

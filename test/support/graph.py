@@ -266,6 +266,13 @@ class Graph:
                   'publish_rate_hz': rate_hz, 'follow_commands': False}
         return self._spawn('test.support.joint_state_source', [*options, *ros_args(params)], name)
 
+    def activate(self, model: Path, *source_options: str, **params: Any) -> 'Receiver':
+        """policy_node on ``model`` (configured), a source holding START, then activate."""
+        self.policy_node(policy_params(model, **params))
+        self.source(START, *source_options)
+        assert self.receiver.lifecycle.change('activate')
+        return self.receiver
+
     def stop(self, process: Process) -> None:
         stop(process.popen)
 

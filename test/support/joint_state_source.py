@@ -12,12 +12,11 @@ import random
 import sys
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import JointState
 
 from il_policy_node.nodes.mock_robot_node import MockRobotNode
+from il_policy_node.ros.spin import spin_node
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -77,17 +76,7 @@ class JointStateSource(MockRobotNode):
 
 def main() -> None:
     options = parse_args(remove_ros_args(sys.argv)[1:])
-    rclpy.init(args=sys.argv)
-    node = None
-    try:
-        node = JointStateSource(options)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(lambda: JointStateSource(options), sys.argv)
 
 
 if __name__ == '__main__':
