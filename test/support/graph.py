@@ -156,13 +156,20 @@ class Receiver:
                           predicate(self.diagnostics[-1].get(key, '')), timeout_s)
 
     # -- driving ---------------------------------------------------------------------------
-    def _call(self, client, request, timeout_s: float = 10.0):
+    def _call(self, client, request, timeout_s: float = 10.0, attempts: int = 1):
+        """Call and wait for the answer.
+
+        Idempotent requests may be sent ``attempts`` times: a response can be lost while the
+        client's response reader is still being matched (DDS discovery).
+        """
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise TimeoutError(f'service {client.srv_name} not available')
-        future = client.call_async(request)
-        if not wait_until(future.done, timeout_s, 0.005):
-            raise TimeoutError(f'no answer from {client.srv_name} within {timeout_s} s')
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if wait_until(future.done, timeout_s / attempts, 0.005):
+                return future.result()
+            client.remove_pending_request(future)
+        raise TimeoutError(f'no answer from {client.srv_name} within {timeout_s} s')
 
     def reset_estop(self) -> Trigger.Response:
         return self._call(self._reset, Trigger.Request())
@@ -172,7 +179,7 @@ class Receiver:
         request = SetParameters.Request(
             parameters=[Parameter(name, value=value).to_parameter_msg()
                         for name, value in params.items()])
-        return list(self._call(self._set_params, request).results)
+        return list(self._call(self._set_params, request, attempts=3).results)
 
     def estop(self, value: bool) -> None:
         if not wait_until(lambda: self.estop_pub.get_subscription_count() > 0, 10.0):
