@@ -123,7 +123,7 @@ class PolicyNode(LifecycleNode):
                                     replan_every=config.replan_every)
             controller = PolicyController(config, runtime)
             runtime.warmup(config.warmup_iterations)
-        except (ConfigError, PolicyArtifactError, ValueError) as exc:
+        except (ConfigError, PolicyArtifactError, ValueError, RuntimeError, OSError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         if self._estop_latched_unconfigured:
