@@ -12,3 +12,13 @@ def graph(ros_domain, tmp_path):
         yield g
     finally:
         g.close()
+
+
+@pytest.fixture
+def recorder_graph(ros_domain, tmp_path):
+    """A graph whose receiver talks to /demo_recorder (its services and diagnostics)."""
+    g = Graph(ros_domain, tmp_path, target='/demo_recorder')
+    try:
+        yield g
+    finally:
+        g.close()

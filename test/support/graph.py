@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.ros.diagnostics import parse_values
@@ -125,6 +125,8 @@ class Receiver:
         self._reset = node.create_client(Trigger, f'{target}/reset_estop')
         self._set_params = node.create_client(SetParameters, f'{target}/set_parameters')
         self.lifecycle = LifecycleClient(node, target)
+        self._target = target
+        self._clients: dict[str, Any] = {}
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -170,6 +172,24 @@ class Receiver:
                 return future.result()
             client.remove_pending_request(future)
         raise TimeoutError(f'no answer from {client.srv_name} within {timeout_s} s')
+
+    def client(self, srv_type, service: str):
+        """A (cached) client of ``service``; a name starting with ``~/`` is the target's."""
+        name = f'{self._target}/{service[2:]}' if service.startswith('~/') else service
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv_type, name)
+        return self._clients[name]
+
+    def trigger(self, service: str, *, timeout_s: float = 10.0,
+                attempts: int = 1) -> Trigger.Response:
+        """Call a std_srvs/Trigger service (retry only idempotent ones with ``attempts``)."""
+        return self._call(self.client(Trigger, service), Trigger.Request(), timeout_s, attempts)
+
+    def set_bool(self, service: str, data: bool, *, timeout_s: float = 10.0,
+                 attempts: int = 1) -> SetBool.Response:
+        """Call a std_srvs/SetBool service (retry only idempotent ones with ``attempts``)."""
+        return self._call(self.client(SetBool, service), SetBool.Request(data=data),
+                          timeout_s, attempts)
 
     def reset_estop(self) -> Trigger.Response:
         return self._call(self._reset, Trigger.Request())
@@ -239,15 +259,16 @@ class Process:
 class Graph:
     """The processes and the receiver of one test; :meth:`close` stops them all."""
 
-    def __init__(self, domain_id: int, workdir: Path) -> None:
+    def __init__(self, domain_id: int, workdir: Path, target: str = NODE) -> None:
         self.workdir = workdir
         self.env = local_ros_env(domain_id)
         self.env['PYTHONPATH'] = os.pathsep.join(
             p for p in (str(REPO), self.env.get('PYTHONPATH', '')) if p)
         self.processes: list[Process] = []
-        self.receiver = Receiver(domain_id)
+        self.receiver = Receiver(domain_id, target)
 
-    def _spawn(self, module: str, args: Sequence[str], name: str) -> Process:
+    def spawn(self, module: str, args: Sequence[str], name: str) -> Process:
+        """Run ``python -m module args`` on this graph; its output goes to a log file."""
         log_path = self.workdir / f'{name}-{len(self.processes)}.log'
         process = Process(spawn(module, env=self.env, args=args, log_path=log_path), log_path)
         self.processes.append(process)
@@ -255,7 +276,7 @@ class Graph:
 
     def policy_node(self, params: dict[str, Any], *, configure: bool = True) -> Process:
         """Start policy_node with ``params``; wait for its lifecycle services (and configure)."""
-        process = self._spawn('il_policy_node.nodes.policy_node', ros_args(params),
+        process = self.spawn('il_policy_node.nodes.policy_node', ros_args(params),
                               'policy_node')
         if not self.receiver.lifecycle.wait_for_services(30.0):
             raise TimeoutError(f'policy_node did not come up:\n{process.log()}')
@@ -271,7 +292,11 @@ class Graph:
         """Start a joint-state source (test.support.joint_state_source) holding ``positions``."""
         params = {'joint_names': list(joints), 'initial_positions': [float(p) for p in positions],
                   'publish_rate_hz': rate_hz, 'follow_commands': False}
-        return self._spawn('test.support.joint_state_source', [*options, *ros_args(params)], name)
+        return self.spawn('test.support.joint_state_source', [*options, *ros_args(params)], name)
+
+    def seq_publisher(self, topic: str, *options: str, name: str = 'publisher') -> Process:
+        """Start test.support.seq_publisher on ``topic`` with its command-line ``options``."""
+        return self.spawn('test.support.seq_publisher', ['--topic', topic, *options], name)
 
     def activate(self, model: Path, *source_options: str, **params: Any) -> 'Receiver':
         """policy_node on ``model`` (configured), a source holding START, then activate."""
