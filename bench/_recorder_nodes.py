@@ -181,27 +181,51 @@ def run_publisher(args: argparse.Namespace) -> None:
 
 
 class Floor(Node):
-    """Raw subscriptions that only keep the sequence bytes of each message."""
+    """Raw subscriptions that only keep the sequence bytes of each message.
 
-    def __init__(self, topics: list[str], depth: int) -> None:
+    With ``drain`` (an experiment, not the floor) each callback also takes every message
+    already waiting on its subscription, bypassing the executor for all but the first.
+    """
+
+    def __init__(self, topics: list[str], depth: int, *, drain: bool = False) -> None:
         super().__init__('bench_floor')
         self.seqs: dict[str, list[bytes]] = {}
         for topic, kind in (t.split('=') for t in topics):
             seqs = self.seqs.setdefault(topic, [])
-            self.create_subscription(MSG_TYPES[kind], topic, self._callback(seqs), qos(depth),
-                                     raw=True)
+            holder: list = []
+            callback = self._draining(seqs, holder) if drain else self._callback(seqs)
+            holder.append(self.create_subscription(MSG_TYPES[kind], topic, callback,
+                                                   qos(depth), raw=True))
 
-    def _callback(self, seqs: list[bytes]):
+    @staticmethod
+    def _callback(seqs: list[bytes]):
         append = seqs.append
 
         def on_message(raw: bytes) -> None:
             append(raw[SEQ_SLICE])
         return on_message
 
+    @staticmethod
+    def _draining(seqs: list[bytes], holder: list):
+        append = seqs.append
+
+        def on_message(raw: bytes) -> None:
+            append(raw[SEQ_SLICE])
+            sub = holder[0]
+            take, msg_type = sub.handle.take_message, sub.msg_type
+            with sub.handle:
+                while (taken := take(msg_type, True)) is not None:
+                    append(taken[0][SEQ_SLICE])
+        return on_message
+
 
 def run_floor(args: argparse.Namespace) -> None:
-    node = Floor(args.topics.split(','), args.depth)
-    executor = SingleThreadedExecutor()
+    node = Floor(args.topics.split(','), args.depth, drain=args.executor == 'drain')
+    if args.executor == 'events':
+        from rclpy.experimental import EventsExecutor
+        executor = EventsExecutor()
+    else:
+        executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while True:     # a timeout, so SIGINT (a Python exception) is seen when idle
@@ -234,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     floor.add_argument('--topics', required=True, help='topic=kind,topic=kind')
     floor.add_argument('--depth', type=int, required=True, help='subscription history depth')
     floor.add_argument('--out', required=True, help='JSON file written at SIGINT')
+    floor.add_argument('--executor', choices=('single', 'events', 'drain'), default='single',
+                       help='single: SingleThreadedExecutor as rclpy.spin (the floor); '
+                            'events: rclpy.experimental.EventsExecutor; drain: single, and '
+                            'each callback takes all waiting messages (experiments)')
     args = parser.parse_args(remove_ros_args(argv)[1:])
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     try:

@@ -42,12 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._recorder_nodes import SEQ_SLICE, TYPE_NAMES, stamp_ns  # noqa: E402
+from il_policy_node.core.recording import RECORDING_DEPTH  # noqa: E402
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop  # noqa: E402
 
 TOPICS = {'joint_states': '/joint_states', 'joint_trajectory': '/joint_trajectory'}
 TRAJECTORY_RATE_HZ = 500.0
 RECORDER_NODE = 'demo_recorder'
-RECORDER_DEPTH = 1000           # the recorder's subscription depth: the floor's default
 STARTUP_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 30.0
 IDLE_CPU_PERCENT = 15.0         # a subscriber below this over IDLE_WINDOW_S has drained
@@ -244,12 +244,12 @@ def _window(results: dict) -> tuple[float, float]:
 
 
 def floor_window(publishers, outs, *, control: Control, env, workdir: Path, rate_hz: float,
-                 phase: int, timeout_s: float, depth: int) -> dict:
+                 phase: int, timeout_s: float, depth: int, executor: str) -> dict:
     """The bare raw subscriber against one publishing phase."""
     out = workdir / f'floor_{rate_hz:g}.json'
     topics = ','.join(f'{topic}={kind}' for kind, topic in TOPICS.items())
     floor = spawn('bench._recorder_nodes', env=env, log_path=workdir / f'floor_{rate_hz:g}.log',
-                  args=['floor', '--topics', topics, '--depth', str(depth),
+                  args=['floor', '--topics', topics, '--depth', str(depth), '--executor', executor,
                         '--out', str(out), *ros_args()])
     try:
         control.wait_graph('the floor subscriptions', lambda: all(
@@ -325,7 +325,8 @@ def recorder_window(publishers, outs, *, control: Control, env, workdir: Path, r
 
 
 def bench_rate(rate_hz: float, *, control: Control, env, workdir: Path, duration_s: float,
-               publisher_depth: int, floor_depth: int, storage: str, compression: str,
+               publisher_depth: int, floor_depth: int, floor_executor: str, storage: str,
+               compression: str,
                skip_recorder: bool) -> dict:
     """Floor and recorder windows at one JointState rate against the same publishers."""
     rates = {'joint_states': rate_hz, 'joint_trajectory': TRAJECTORY_RATE_HZ}
@@ -345,7 +346,8 @@ def bench_rate(rate_hz: float, *, control: Control, env, workdir: Path, duration
         window = {'control': control, 'env': env, 'workdir': workdir, 'rate_hz': rate_hz,
                   'timeout_s': timeout_s}
         print(f'{rate_hz:g} Hz: floor ({duration_s:g} s)', file=sys.stderr)
-        floor = floor_window(publishers, outs, phase=1, depth=floor_depth, **window)
+        floor = floor_window(publishers, outs, phase=1, depth=floor_depth,
+                             executor=floor_executor, **window)
         recorder = None
         if not skip_recorder:
             print(f'{rate_hz:g} Hz: recorder ({duration_s:g} s)', file=sys.stderr)
@@ -455,8 +457,11 @@ def main() -> None:
                         help='JointState rates (Hz), comma separated')
     parser.add_argument('--publisher-depth', type=int, default=10,
                         help='history depth of the reliable publishers')
-    parser.add_argument('--floor-depth', type=int, default=RECORDER_DEPTH,
+    parser.add_argument('--floor-depth', type=int, default=RECORDING_DEPTH,
                         help='floor subscription history depth (default: the recorder depth)')
+    parser.add_argument('--floor-executor', choices=('single', 'events', 'drain'),
+                        default='single', help='single (the floor: as rclpy.spin); events, '
+                        'drain: experiments, see bench/_recorder_nodes.py')
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     parser.add_argument('--compression', default='none', choices=('none', 'zstd'))
     parser.add_argument('--floor-only', action='store_true', help='skip the recorder windows')
@@ -489,7 +494,8 @@ def main() -> None:
             runs.append(bench_rate(rate, control=control, env=env, workdir=workdir,
                                    duration_s=args.duration,
                                    publisher_depth=args.publisher_depth,
-                                   floor_depth=args.floor_depth, storage=args.storage,
+                                   floor_depth=args.floor_depth,
+                                   floor_executor=args.floor_executor, storage=args.storage,
                                    compression=args.compression,
                                    skip_recorder=args.floor_only))
             print(json.dumps(runs[-1]), file=sys.stderr)
@@ -498,6 +504,7 @@ def main() -> None:
                          'trajectory_rate_hz': TRAJECTORY_RATE_HZ,
                          'qos': f'reliable, volatile; publisher depth {args.publisher_depth}, '
                                 f'floor depth {args.floor_depth}',
+                         'floor_executor': args.floor_executor,
                          'storage': args.storage, 'compression': args.compression,
                          'cpus': os.cpu_count()}}
     report['all_goals_pass'] = all(g['pass'] for g in report['goals'].values())
