@@ -430,7 +430,7 @@ class DemoRecorderNode(Node):
         episode = self._episode
         if episode is not None and topic.in_episode:
             episode.writer.write(topic.name, self.get_clock().now().nanoseconds, data)
-        elif topic.qos.durability == QosDurability.TRANSIENT_LOCAL:
+        if topic.qos.durability == QosDurability.TRANSIENT_LOCAL:
             topic.latched = data
 
     # -- monitoring ----------------------------------------------------------------------
