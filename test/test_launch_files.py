@@ -388,3 +388,67 @@ def test_mock_robot_launch_simulates_the_params_file_joints():
     assert isinstance(mock, Node) and mock.node_executable == 'mock_robot'
     assert isinstance(policy, IncludeLaunchDescription)
     assert module.policy_parameters(str(POLICY_YAML)) == _policy_yaml()
+
+
+# -- config/recorder.yaml and launch/record_demos.launch.py ---------------------------------
+RECORDER_YAML = ROOT / 'config' / 'recorder.yaml'
+
+
+def _recorder_parameters():
+    from il_policy_node.nodes.demo_recorder_node import PARAMETERS
+    return PARAMETERS
+
+
+def _recorder_yaml() -> dict:
+    document = yaml.safe_load(RECORDER_YAML.read_text())
+    assert list(document) == ['demo_recorder'], 'recorder.yaml: one section, demo_recorder'
+    assert list(document['demo_recorder']) == ['ros__parameters']
+    return document['demo_recorder']['ros__parameters']
+
+
+def test_record_demos_launch_file_exists():
+    assert ROOT / 'launch' / 'record_demos.launch.py' in LAUNCH_FILES
+
+
+def test_recorder_yaml_lists_exactly_the_node_parameters():
+    names = [spec.name for spec in _recorder_parameters()]
+    values = _recorder_yaml()
+    assert sorted(values) == sorted(names), (
+        f'missing from recorder.yaml: {sorted(set(names) - set(values))}; '
+        f'not parameters of demo_recorder: {sorted(set(values) - set(names))}')
+
+
+def test_recorder_yaml_scalars_are_the_defaults_and_the_example_is_valid():
+    from rclpy.parameter import Parameter
+
+    from il_policy_node.core.recording import RecorderConfig
+    values = _recorder_yaml()
+    for spec in _recorder_parameters():
+        value = values[spec.name]
+        if isinstance(spec.default, Parameter.Type):
+            assert isinstance(value, list) and all(type(v) is str for v in value), spec.name
+        else:
+            assert type(value) is type(spec.default) and value == spec.default, (
+                f'{spec.name}: recorder.yaml {value!r} is not the default {spec.default!r}')
+    config = RecorderConfig.from_parameters(values)
+    assert '/robot_description' in config.topics and config.required_topics
+
+
+def test_recorder_yaml_loads_into_the_node(ros_domain):
+    """The rcl parser reads the file and the node accepts every value."""
+    import rclpy
+
+    from il_policy_node.nodes.demo_recorder_node import DemoRecorderNode
+    from il_policy_node.ros.params import read_all
+    context = rclpy.Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(RECORDER_YAML)], context=context,
+               domain_id=ros_domain)
+    node = None
+    try:
+        node = DemoRecorderNode(context=context)
+        loaded = read_all(node, _recorder_parameters())
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert loaded == _recorder_yaml()

@@ -146,7 +146,7 @@ class DemoRecorderNode(Node):
         self._session = Session(config.session_dir)
         self._topics = {name: _Topic(name, msgtype)
                         for name, msgtype in zip(config.topics, config.topic_types)}
-        self._check_output_dir_at_start()
+        self._report_session_at_start()
         self._poll_graph()
         self.create_timer(GRAPH_PERIOD_S, self._poll_graph)
         if config.keyboard:
@@ -158,12 +158,14 @@ class DemoRecorderNode(Node):
     def _resolve(self, topic: str) -> str:
         return self.resolve_topic_name(topic)
 
-    def _check_output_dir_at_start(self) -> None:
-        try:
-            check_output_dir(self._config.session_dir, self._config.min_free_disk_mb)
-        except RecordingError as exc:
-            self.get_logger().error(f'{exc}; episodes will be refused until this is fixed')
-            return
+    def _report_session_at_start(self) -> None:
+        """Say early what would refuse an episode; nothing is created before the first one."""
+        config = self._config
+        free = free_disk_mb(config.session_dir)
+        if free < config.min_free_disk_mb:
+            self.get_logger().error(f'only {free:.0f} MB free for {config.session_dir} '
+                                    f'(min_free_disk_mb {config.min_free_disk_mb:g}): '
+                                    'episodes will be refused')
         partial = self._session.partial_episodes()
         if partial:
             self.get_logger().warn(
