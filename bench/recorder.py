@@ -198,6 +198,13 @@ def seq_check(received: list[int], first: int, count: int) -> dict:
             'reordered': int(np.count_nonzero(np.diff(seqs) < 0)) if seqs.size > 1 else 0}
 
 
+def _json_or_none(text: str | None):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 def _percentiles_ms(values_ns: list[int]) -> dict | None:
     if not values_ns:
         return None
@@ -320,8 +327,8 @@ def recorder_window(publishers, outs, *, control: Control, env, workdir: Path, r
             'rss_mb_max': round(max(sampler.rss), 1), 'drain_s': results['drain_s'],
             'stop_episode_s': round(stop_s, 3), 'exit_code': code, 'storage': bag['storage'],
             'bag_read_s': round(bag['read_s'], 3),
-            'recorder_counts': {key: custom.get(key) for key in ('message_counts',
-                                                                 'lost_counts')}}
+            'recorder_counts': {key: _json_or_none(custom.get(key))
+                                for key in ('message_counts', 'lost_counts')}}
 
 
 def bench_rate(rate_hz: float, *, control: Control, env, workdir: Path, duration_s: float,
