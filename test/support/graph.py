@@ -141,7 +141,8 @@ class Receiver:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name == self._status_name:
-                self.diagnostics.append(dict(parse_values(status), _message=status.message))
+                self.diagnostics.append(dict(parse_values(status), _message=status.message,
+                                             _level=str(ord(status.level))))
 
     # -- reading ---------------------------------------------------------------------------
     def since(self, mark: int) -> list[Trajectory]:

@@ -86,7 +86,7 @@ def start_recorder(graph: Graph, params: dict[str, Any], name: str = 'recorder')
         if not rx.client(srv_type, service).wait_for_service(timeout_sec=30.0):
             raise TimeoutError(f'demo_recorder did not come up:\n{process.log()}')
     # Idle, stop_episode changes nothing: a call that may be repeated while discovery settles.
-    answer = rx.set_bool('~/stop_episode', False, timeout_s=20.0, attempts=4)
+    answer = rx.set_bool('~/stop_episode', False, timeout_s=20.0, attempts=10)
     assert not answer.success, f'stop_episode while idle succeeded: {answer.message}'
     session = Path(params['output_dir']).expanduser() / params['session']
     return Recorder(graph, process, session)
