@@ -24,6 +24,8 @@ def spin_node(make_node: Callable[[], NodeT], args: list[str] | None = None, *,
         rclpy.init(args=args)
     else:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        # Explicitly for both: a process started in the background inherits SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     node = None
     try:
