@@ -18,7 +18,6 @@ import os
 import queue
 import re
 import shutil
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -332,23 +331,6 @@ class TopicInfo:
 _LAST = object()   # queue item: (_LAST, the final operation)
 
 
-def _name_first_file_like_rosbag2(storage: Any) -> None:
-    """Rename rosbags' ``<bag>.mcap|.db3`` to ``<bag>_0.<ext>``, the name rosbag2 gives it.
-
-    Done right after the storage is opened: the open file (MCAP) or a new connection (sqlite3)
-    goes on with the new name, and metadata.yaml lists it.
-    """
-    old = Path(storage.path)
-    new = old.with_name(f'{old.stem}_0{old.suffix}')
-    os.rename(old, new)
-    storage.path = new
-    connection = getattr(storage, 'conn', None)
-    if connection is not None:
-        connection.close()
-        storage.conn = sqlite3.connect(f'file:{new}', uri=True)
-        storage.cursor = storage.conn.cursor()
-
-
 class EpisodeWriter:
     """One bag, written by its own thread fed by a queue; ``write`` never touches the disk.
 
@@ -429,7 +411,6 @@ class EpisodeWriter:
             writer.set_compression(mode, CompressionFormat.ZSTD)
         writer.open()
         self._writer = writer
-        _name_first_file_like_rosbag2(writer.storage)
         (self.path / MARKER).write_text('bag not closed: a partial episode while this file '
                                         'is here\n')
 

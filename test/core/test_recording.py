@@ -98,7 +98,7 @@ def test_episode_bag_reads_back_with_rosbags(tmp_path, storage, compression):
     assert counts == {'/joint_states': 500, '/robot_description': 1}
     suffix = '.mcap' if storage == 'mcap' else '.db3'
     assert sorted(p.name for p in bag.iterdir()) == sorted(['metadata.yaml',
-                                                            f'episode_0001_0{suffix}'])
+                                                            f'episode_0001{suffix}'])
     assert not is_partial_episode(bag)
     assert rosbags_seqs(bag) == {'/joint_states': list(range(500)),
                                  '/robot_description': ['<robot/>']}
@@ -119,7 +119,7 @@ def test_episode_bag_reads_back_with_rosbags(tmp_path, storage, compression):
 def test_mcap_episode_reads_back_with_the_mcap_reader(tmp_path, compression):
     bag = tmp_path / 'episode_0001'
     write_episode(bag, 3000, compression=compression)
-    mcap_file = bag / 'episode_0001_0.mcap'
+    mcap_file = bag / 'episode_0001.mcap'
     assert mcap_seqs(mcap_file) == {'/joint_states': list(range(3000)),
                                     '/robot_description': ['<robot/>']}
     with open(mcap_file, 'rb') as stream:
@@ -197,7 +197,7 @@ def test_a_killed_writer_leaves_earlier_episodes_whole_and_the_last_one_partial(
     assert (partial / MARKER).exists() and not (partial / 'metadata.yaml').exists()
     # The MCAP chunks completed before the kill are on disk: a stream reader recovers them.
     recovered = []
-    with open(partial / 'episode_0002_0.mcap', 'rb') as stream:
+    with open(partial / 'episode_0002.mcap', 'rb') as stream:
         try:
             for record in StreamReader(stream).records:
                 if isinstance(record, McapMessage):

@@ -68,7 +68,7 @@ def check_bag(bag: Path, expected: Expected, *, storage: str = 'mcap',
     assert read_rosbags(bag) == nonempty
     if storage == 'mcap':
         files = data_files(bag, '.mcap')
-        assert files and files[0].name == f'{bag.name}_0.mcap', files
+        assert files and files[0].name == f'{bag.name}.mcap', files
         seqs, compressions = {}, set()
         for path in files:
             file_seqs, file_compressions = read_mcap(path)
@@ -79,7 +79,7 @@ def check_bag(bag: Path, expected: Expected, *, storage: str = 'mcap',
         assert compressions == {compression}, compressions
     else:
         files = data_files(bag, '.db3')
-        assert files and files[0].name == f'{bag.name}_0.db3', files
+        assert files and files[0].name == f'{bag.name}.db3', files
         seqs = {}
         for path in files:
             for topic, numbers in read_sqlite(path).items():
