@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,9 +29,11 @@ from il_policy_node.core.export import export_policy
 from il_policy_node.core.models import seed_mlp
 from il_policy_node.core.observation import ObservationSpec
 from il_policy_node.core.timing import Percentiles
-from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
+from il_policy_node.ros.local_graph import ros_args, spawn, stop
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._graph import bench_graph  # noqa: E402
+
 JOINTS = [f'joint_{i:02d}' for i in range(30)]
 FORWARD_ITERATIONS = 5000
 STARTUP_TIMEOUT_S = 60.0
@@ -201,20 +201,7 @@ def main() -> None:
     if not rates or min(rates) <= 0:
         parser.error('--rates needs positive rates')
     with contextlib.ExitStack() as stack:
-        if args.domain_id is None:
-            from domain_coordinator import domain_id
-            domain = stack.enter_context(domain_id())
-        else:
-            domain = args.domain_id
-        if args.keep is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='bench_')))
-        else:
-            workdir = args.keep
-            workdir.mkdir(parents=True, exist_ok=True)
-        env = local_ros_env(domain)
-        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')]))
-        print(f'ROS_DOMAIN_ID={domain}, {os.cpu_count()} CPUs, work dir {workdir}',
-              file=sys.stderr)
+        _, workdir, env = bench_graph(stack, domain_id=args.domain_id, keep=args.keep)
         runs = []
         for rate in rates:
             runs.append(bench_rate(rate, env=env, workdir=workdir, warmup_s=args.warmup,

@@ -29,7 +29,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,12 +37,12 @@ import numpy as np
 import psutil
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._graph import bench_graph  # noqa: E402
 from bench._recorder_nodes import SEQ_SLICE, TYPE_NAMES, stamp_ns  # noqa: E402
 from il_policy_node.core.recording import RECORDING_DEPTH  # noqa: E402
-from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop  # noqa: E402
+from il_policy_node.ros.local_graph import ros_args, spawn, stop  # noqa: E402
 
 TOPICS = {'joint_states': '/joint_states', 'joint_trajectory': '/joint_trajectory'}
 TRAJECTORY_RATE_HZ = 500.0
@@ -479,21 +478,8 @@ def main() -> None:
     if not rates or min(rates) <= 0 or args.duration <= 0:
         parser.error('--rates needs positive rates, --duration a positive duration')
     with contextlib.ExitStack() as stack:
-        if args.domain_id is None:
-            from domain_coordinator import domain_id
-            domain = stack.enter_context(domain_id())
-        else:
-            domain = args.domain_id
-        if args.keep is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='bench_')))
-        else:
-            workdir = args.keep.resolve()
-            workdir.mkdir(parents=True, exist_ok=True)
-        env = local_ros_env(domain)
-        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')]))
+        _, workdir, env = bench_graph(stack, domain_id=args.domain_id, keep=args.keep)
         os.environ.update(env)      # this process's control node joins the same local graph
-        print(f'ROS_DOMAIN_ID={domain}, {os.cpu_count()} CPUs, work dir {workdir}',
-              file=sys.stderr)
         control = Control()
         stack.callback(control.close)
         runs = []

@@ -98,25 +98,6 @@ def test_policy_yaml_example_limits_fit_the_example_joints():
     assert all(v > 0 and math.isfinite(v) for v in values['max_velocity_rad_s'])
 
 
-def test_policy_yaml_loads_into_the_node(ros_domain):
-    """The rcl parser reads the file and the node accepts every value (ranges, types)."""
-    import rclpy
-
-    from il_policy_node.nodes.policy_node import PolicyNode
-    from il_policy_node.ros.params import read_all
-    context = rclpy.Context()
-    rclpy.init(args=['--ros-args', '--params-file', str(POLICY_YAML)], context=context,
-               domain_id=ros_domain)
-    node = None
-    try:
-        node = PolicyNode(context=context)
-        loaded = read_all(node, _policy_parameters())
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.shutdown(context=context)
-    assert loaded == _policy_yaml()
-
 
 # -- config/il_policy.rviz ------------------------------------------------------------------
 def _rviz_displays() -> list[dict]:
@@ -434,21 +415,30 @@ def test_recorder_yaml_scalars_are_the_defaults_and_the_example_is_valid():
     assert '/robot_description' in config.topics and config.required_topics
 
 
-def test_recorder_yaml_loads_into_the_node(ros_domain):
-    """The rcl parser reads the file and the node accepts every value."""
+@pytest.mark.parametrize('node_module, node_class, yaml_path, parameters, yaml_values', [
+    ('il_policy_node.nodes.policy_node', 'PolicyNode', POLICY_YAML, _policy_parameters,
+     _policy_yaml),
+    ('il_policy_node.nodes.demo_recorder_node', 'DemoRecorderNode', RECORDER_YAML,
+     _recorder_parameters, _recorder_yaml),
+])
+def test_config_yaml_loads_into_the_node(ros_domain, node_module, node_class, yaml_path,
+                                         parameters, yaml_values):
+    """The rcl parser reads the file and the node accepts every value (ranges, types)."""
+    import importlib
+
     import rclpy
 
-    from il_policy_node.nodes.demo_recorder_node import DemoRecorderNode
     from il_policy_node.ros.params import read_all
+    node_type = getattr(importlib.import_module(node_module), node_class)
     context = rclpy.Context()
-    rclpy.init(args=['--ros-args', '--params-file', str(RECORDER_YAML)], context=context,
+    rclpy.init(args=['--ros-args', '--params-file', str(yaml_path)], context=context,
                domain_id=ros_domain)
     node = None
     try:
-        node = DemoRecorderNode(context=context)
-        loaded = read_all(node, _recorder_parameters())
+        node = node_type(context=context)
+        loaded = read_all(node, parameters())
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.shutdown(context=context)
-    assert loaded == _recorder_yaml()
+    assert loaded == yaml_values()
