@@ -31,6 +31,7 @@ setup(
             'policy_node = il_policy_node.nodes.policy_node:main',
             'mock_robot = il_policy_node.nodes.mock_robot_node:main',
             'demo_recorder = il_policy_node.nodes.demo_recorder_node:main',
+            'il-policy = il_policy_node.cli:main',
         ],
     },
 )
