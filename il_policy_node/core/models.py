@@ -6,12 +6,21 @@ from typing import Sequence
 from torch import nn
 
 
-def seed_mlp(obs_size: int, output_size: int, hidden: Sequence[int] = (256, 256)) -> nn.Module:
-    """The classic BC MLP: obs -> 256 -> ReLU -> 256 -> ReLU -> output."""
+def seed_mlp(obs_size: int, output_size: int, hidden: Sequence[int] = (256, 256), *,
+             dropout: float = 0.0) -> nn.Module:
+    """The classic BC MLP: obs -> 256 -> ReLU -> 256 -> ReLU -> output.
+
+    ``dropout`` > 0 adds a Dropout after each ReLU (layer indices then shift by one per
+    hidden layer; with 0 the module and its state_dict keys are the seed's).
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f'dropout must be in [0, 1), got {dropout}')
     layers: list[nn.Module] = []
     width = obs_size
     for size in hidden:
         layers += [nn.Linear(width, size), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         width = size
     layers.append(nn.Linear(width, output_size))
     return nn.Sequential(*layers)

@@ -1,0 +1,219 @@
+"""A dataset directory (manifest.json + data.npz) as in-memory tensors of training windows.
+
+A sample at row ``t`` uses the observation history rows ``t-k+1..t`` (clamped to the first row
+of its episode: padded with the first frame, as core/observation.py does at run time) and the
+action chunk rows ``t..t+H-1`` (clamped to the last row of its episode). Both are precomputed
+as index arrays ``[N, k]`` and ``[N, H]``; a batch is two tensor gathers, no per-sample Python.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+MANIFEST_FILE = 'manifest.json'
+DATA_FILE = 'data.npz'
+SPLITS = ('train', 'val')
+MIN_STD = 1e-6  # the same floor as core/export.py NormalizedPolicy
+
+
+class DatasetError(ValueError):
+    """A dataset directory that does not follow the contract; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What training and export need from a dataset manifest (statistics per feature column)."""
+
+    path: str
+    fingerprint: str
+    control_rate_hz: float
+    obs_joints: tuple[str, ...]
+    obs_fields: tuple[str, ...]
+    action_joints: tuple[str, ...]
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    action_mean: np.ndarray
+    action_std: np.ndarray
+
+    @property
+    def frame_size(self) -> int:
+        return len(self.obs_fields) * len(self.obs_joints)
+
+    @property
+    def action_size(self) -> int:
+        return len(self.action_joints)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'path': self.path, 'fingerprint': self.fingerprint,
+                'control_rate_hz': self.control_rate_hz, 'obs_joints': list(self.obs_joints),
+                'obs_fields': list(self.obs_fields), 'action_joints': list(self.action_joints),
+                'obs_mean': self.obs_mean.tolist(), 'obs_std': self.obs_std.tolist(),
+                'action_mean': self.action_mean.tolist(),
+                'action_std': self.action_std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> 'DatasetInfo':
+        arrays = {k: np.asarray(data[k], np.float32)
+                  for k in ('obs_mean', 'obs_std', 'action_mean', 'action_std')}
+        return cls(path=data['path'], fingerprint=data['fingerprint'],
+                   control_rate_hz=float(data['control_rate_hz']),
+                   obs_joints=tuple(data['obs_joints']), obs_fields=tuple(data['obs_fields']),
+                   action_joints=tuple(data['action_joints']), **arrays)
+
+
+def window_indices(starts: np.ndarray, lengths: np.ndarray, history: int,
+                   horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(history_index [N, k], chunk_index [N, H])`` for episodes of contiguous rows.
+
+    ``N = sum(lengths)``; row ``r`` of the result belongs to the episode whose rows are
+    ``starts[e] .. starts[e] + lengths[e] - 1``; indices are clamped inside that episode.
+    """
+    starts = np.asarray(starts, np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)]) \
+        if len(starts) else np.zeros(0, np.int64)
+    first = np.repeat(starts, lengths)
+    last = first + np.repeat(lengths, lengths) - 1
+    back = np.arange(-(history - 1), 1, dtype=np.int64)
+    ahead = np.arange(horizon, dtype=np.int64)
+    hist = np.maximum(rows[:, None] + back[None, :], first[:, None])
+    chunk = np.minimum(rows[:, None] + ahead[None, :], last[:, None])
+    return hist, chunk
+
+
+class WindowedData:
+    """Normalized frames and actions on one device, with per-row window indices and splits."""
+
+    def __init__(self, observations: torch.Tensor, actions: torch.Tensor,
+                 history_index: torch.Tensor, chunk_index: torch.Tensor,
+                 splits: dict[str, torch.Tensor]) -> None:
+        self.observations = observations  # [N, F]
+        self.actions = actions  # [N, A]
+        self.history_index = history_index  # [N, k]
+        self.chunk_index = chunk_index  # [N, H]
+        self.splits = splits  # name -> row indices (int64)
+
+    @property
+    def obs_size(self) -> int:
+        return self.history_index.shape[1] * self.observations.shape[1]
+
+    @property
+    def chunk_size(self) -> int:
+        return self.chunk_index.shape[1] * self.actions.shape[1]
+
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(obs [B, k*F], action chunk [B, H*A])`` for the given row indices."""
+        obs = self.observations[self.history_index[rows]].reshape(rows.shape[0], -1)
+        act = self.actions[self.chunk_index[rows]].reshape(rows.shape[0], -1)
+        return obs, act
+
+    def to(self, device: torch.device | str) -> 'WindowedData':
+        return WindowedData(self.observations.to(device), self.actions.to(device),
+                            self.history_index.to(device), self.chunk_index.to(device),
+                            {k: v.to(device) for k, v in self.splits.items()})
+
+
+def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
+    path = Path(dataset_dir) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f'{path} not found: not a dataset directory') from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f'{path} is not valid JSON: {exc}') from None
+    if manifest.get('format_version') != 1:
+        raise DatasetError(f'{path}: unsupported format_version '
+                           f'{manifest.get("format_version")!r} (expected 1)')
+    return manifest
+
+
+def dataset_info(dataset_dir: str | Path, manifest: dict[str, Any] | None = None) -> DatasetInfo:
+    """Read the joints, fields, rate, fingerprint and statistics of a dataset directory."""
+    manifest = read_manifest(dataset_dir) if manifest is None else manifest
+    try:
+        obs, action, stats = manifest['observation'], manifest['action'], manifest['stats']
+        info = DatasetInfo(
+            path=str(dataset_dir), fingerprint=str(manifest['fingerprint']),
+            control_rate_hz=float(manifest['control_rate_hz']),
+            obs_joints=tuple(obs['joints']), obs_fields=tuple(obs['fields']),
+            action_joints=tuple(action['joints']),
+            obs_mean=np.asarray(stats['observation']['mean'], np.float32),
+            obs_std=np.asarray(stats['observation']['std'], np.float32),
+            action_mean=np.asarray(stats['action']['mean'], np.float32),
+            action_std=np.asarray(stats['action']['std'], np.float32))
+    except KeyError as exc:
+        raise DatasetError(f'{dataset_dir}/{MANIFEST_FILE} is missing {exc.args[0]!r}') from None
+    for name, size in (('observation', info.frame_size), ('action', info.action_size)):
+        for stat in ('mean', 'std'):
+            got = getattr(info, f'{"obs" if name == "observation" else "action"}_{stat}').size
+            if got != size:
+                raise DatasetError(f'manifest stats.{name}.{stat} has {got} values, '
+                                   f'expected {size}')
+    return info
+
+
+def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
+                 normalize: bool = True) -> tuple[WindowedData, DatasetInfo]:
+    """Load a dataset directory into CPU tensors with window indices; check it on the way."""
+    manifest = read_manifest(dataset_dir)
+    info = dataset_info(dataset_dir, manifest)
+    path = Path(dataset_dir) / DATA_FILE
+    try:
+        with np.load(path) as data:
+            observations = np.asarray(data['observations'], np.float32)
+            actions = np.asarray(data['actions'], np.float32)
+            episode = np.asarray(data['episode'])
+    except FileNotFoundError:
+        raise DatasetError(f'{path} not found') from None
+    except KeyError as exc:
+        raise DatasetError(f'{path} has no array {exc.args[0]}') from None
+    n = observations.shape[0]
+    if observations.ndim != 2 or observations.shape[1] != info.frame_size:
+        raise DatasetError(f'observations have shape {observations.shape}, expected '
+                           f'[N, {info.frame_size}]')
+    if actions.shape != (n, info.action_size):
+        raise DatasetError(f'actions have shape {actions.shape}, expected '
+                           f'[{n}, {info.action_size}]')
+    if episode.shape != (n,):
+        raise DatasetError(f'episode has shape {episode.shape}, expected [{n}]')
+
+    episodes = manifest.get('episodes') or []
+    starts = np.array([e['start'] for e in episodes], np.int64)
+    lengths = np.array([e['length'] for e in episodes], np.int64)
+    if len(episodes) and (lengths.min() < 1 or starts.min() < 0
+                          or (starts + lengths).max() > n):
+        raise DatasetError('manifest episodes have rows outside the arrays')
+    owner = np.repeat(np.arange(len(episodes)), lengths)
+    rows = np.concatenate([np.arange(s, s + m) for s, m in zip(starts, lengths)]) \
+        if len(episodes) else np.zeros(0, np.int64)
+    if not np.array_equal(episode[rows], owner):
+        raise DatasetError('the episode array disagrees with the manifest episodes '
+                           '(start/length)')
+    if not (np.isfinite(observations).all() and np.isfinite(actions).all()):
+        raise DatasetError(f'{path} holds non-finite values')
+
+    hist, chunk = window_indices(starts, lengths, history, horizon)
+    split_of = np.repeat(np.array([e.get('split', 'train') for e in episodes] or ['train']),
+                         lengths if len(episodes) else 0)
+    unknown = sorted(set(split_of) - set(SPLITS))
+    if unknown:
+        raise DatasetError(f'manifest episodes have unknown splits {unknown}')
+    # Window tables are indexed by row position in the arrays; rows not in any episode keep
+    # identity windows and are in no split.
+    hist_full = np.repeat(np.arange(n, dtype=np.int64)[:, None], history, axis=1)
+    chunk_full = np.repeat(np.arange(n, dtype=np.int64)[:, None], horizon, axis=1)
+    hist_full[rows], chunk_full[rows] = hist, chunk
+    splits = {s: torch.from_numpy(rows[split_of == s].astype(np.int64)) for s in SPLITS}
+
+    if normalize:
+        observations = (observations - info.obs_mean) / np.maximum(info.obs_std, MIN_STD)
+        actions = (actions - info.action_mean) / np.maximum(info.action_std, MIN_STD)
+    data = WindowedData(torch.from_numpy(np.ascontiguousarray(observations, np.float32)),
+                        torch.from_numpy(np.ascontiguousarray(actions, np.float32)),
+                        torch.from_numpy(hist_full), torch.from_numpy(chunk_full), splits)
+    return data, info

@@ -1,0 +1,274 @@
+"""Training: window index arithmetic, config, learning, determinism, resume, run dir, DDP."""
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import il_policy_node.core.train as train_module
+from il_policy_node.core.train import ConfigError, TrainConfig, load_run, read_metrics, train
+from il_policy_node.core.training_data import DatasetError, load_windows, window_indices
+
+ROOT = Path(__file__).resolve().parents[2]
+RATE = 50.0
+JOINTS = ['a', 'b']
+
+
+def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actions=None,
+                  episode=None) -> Path:
+    """A contract dataset: two joints on sinusoids; action = next position (future_state)."""
+    path.mkdir(parents=True, exist_ok=True)
+    starts = np.cumsum((0,) + tuple(lengths))[:-1]
+    if obs is None:
+        pos, vel, act = [], [], []
+        for e, n in enumerate(lengths):
+            t = np.arange(n + 1) / RATE
+            freq, phase = 0.5 + 0.1 * e, 0.7 * e
+            q = np.stack([np.sin(2 * np.pi * freq * t + phase),
+                          0.5 * np.cos(2 * np.pi * freq * t + 2 * phase)], axis=1)
+            dq = np.gradient(q, 1 / RATE, axis=0)
+            pos.append(q[:-1])
+            vel.append(dq[:-1])
+            act.append(q[1:])
+        obs = np.concatenate([np.concatenate(pos), np.concatenate(vel)], axis=1)
+        actions = np.concatenate(act)
+    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
+    if episode is None:
+        episode = np.repeat(np.arange(len(lengths)), lengths)
+    splits = ['val' if e in val else 'train' for e in range(len(lengths))]
+    train_rows = np.concatenate([np.arange(s, s + n) for s, n, sp in
+                                 zip(starts, lengths, splits) if sp == 'train'])
+    stats = {'observation': {'mean': obs[train_rows].mean(0).tolist(),
+                             'std': obs[train_rows].std(0).tolist()},
+             'action': {'mean': actions[train_rows].mean(0).tolist(),
+                        'std': actions[train_rows].std(0).tolist()}}
+    manifest = {
+        'format_version': 1, 'created': '2026-01-01T00:00:00Z', 'control_rate_hz': RATE,
+        'config': {}, 'observation': {'topic': '/joint_states', 'joints': JOINTS,
+                                      'fields': ['position', 'velocity']},
+        'action': {'joints': JOINTS, 'source': 'future_state', 'topic': None,
+                   'future_steps': 1},
+        'timestamps': 'header', 'fingerprint': '0123456789abcdef', 'stats': stats,
+        'episodes': [{'name': f'ep{e}', 'bag': f'bag{e}', 'bag_fingerprint': 'x',
+                      'split': splits[e], 'start': int(s), 'length': int(n),
+                      'duration_s': n / RATE, 'success': True, 'task': None, 'segment': 0}
+                     for e, (s, n) in enumerate(zip(starts, lengths))],
+        'skipped': [], 'splits': {'seed': 0, 'val_fraction': 0.2}}
+    (path / 'manifest.json').write_text(json.dumps(manifest))
+    time = np.concatenate([np.arange(n) / RATE for n in lengths])
+    np.savez(path / 'data.npz', observations=obs, actions=actions,
+             episode=np.asarray(episode, np.int32), time=time)
+    return path
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp('data') / 'ds')
+
+
+FAST = dict(hidden=(64, 64), history=2, horizon=3, batch_size=64, epochs=6, patience=0,
+            device='cpu', seed=3)
+
+
+def test_window_indices_clamp_inside_each_episode():
+    starts, lengths, k, horizon = [0, 3, 8], [3, 5, 2], 3, 2
+    hist, chunk = window_indices(np.array(starts), np.array(lengths), k, horizon)
+    want_hist, want_chunk = [], []
+    for s, n in zip(starts, lengths):
+        for t in range(s, s + n):
+            want_hist.append([max(t - k + 1 + i, s) for i in range(k)])
+            want_chunk.append([min(t + i, s + n - 1) for i in range(horizon)])
+    assert hist.tolist() == want_hist
+    assert chunk.tolist() == want_chunk
+    assert hist.tolist()[3] == [3, 3, 3]  # first row of episode 1: padded with itself
+    assert chunk.tolist()[7] == [7, 7]  # last row of episode 1: repeated, never row 8
+
+
+def test_batches_gather_history_and_chunk_by_row(tmp_path):
+    lengths = (4, 3)
+    n = sum(lengths)
+    rows = np.arange(n, dtype=np.float32)
+    # Frame of row r: positions (r, 100 + r), velocities (200 + r, 300 + r); action (r, -r).
+    obs = np.stack([rows, 100 + rows, 200 + rows, 300 + rows], axis=1)
+    actions = np.stack([rows, -rows], axis=1)
+    path = write_dataset(tmp_path / 'ds', lengths=lengths, val=(1,), obs=obs, actions=actions)
+    data, info = load_windows(path, history=3, horizon=2, normalize=False)
+    assert info.frame_size == 4 and info.action_size == 2
+    assert data.splits['train'].tolist() == [0, 1, 2, 3]
+    assert data.splits['val'].tolist() == [4, 5, 6]
+    x, y = data.batch(torch.tensor([1, 4, 6]))
+    assert x.shape == (3, 12) and y.shape == (3, 4)
+    # Row 1: frames 0, 0, 1 (oldest first, field-major in a frame); chunk rows 1, 2.
+    assert x[0].tolist() == [0, 100, 200, 300, 0, 100, 200, 300, 1, 101, 201, 301]
+    assert y[0].tolist() == [1, -1, 2, -2]
+    # Row 4 starts episode 1: history padded with row 4, never row 3.
+    assert x[1].reshape(3, 4)[:, 0].tolist() == [4, 4, 4]
+    # Row 6 ends the dataset: chunk repeats row 6.
+    assert y[2].tolist() == [6, -6, 6, -6]
+    normalized, _ = load_windows(path, history=1, horizon=1)
+    obs_n, _ = normalized.batch(normalized.splits['train'])
+    assert np.allclose(obs_n.mean(0).numpy(), 0, atol=1e-5)
+
+
+def test_dataset_errors_say_what_is_wrong(tmp_path):
+    path = write_dataset(tmp_path / 'ds', lengths=(3, 3), val=(1,),
+                         obs=np.zeros((6, 4)), actions=np.zeros((6, 2)),
+                         episode=[0, 0, 1, 1, 1, 1])
+    with pytest.raises(DatasetError, match='episode array disagrees'):
+        load_windows(path, history=1, horizon=1)
+    with pytest.raises(DatasetError, match='not a dataset directory'):
+        load_windows(tmp_path, history=1, horizon=1)
+
+
+def test_config_file_and_errors_name_the_key(tmp_path):
+    shipped = TrainConfig.from_file(ROOT / 'config' / 'train.yaml')
+    assert shipped.hidden == (256, 256) and shipped.lr == 1e-3 and shipped.batch_size == 256
+    path = tmp_path / 'train.yaml'
+    path.write_text('hidden: [32]\nlr_schedule: cosine\nepochs: 3\n')
+    config = TrainConfig.from_file(path)
+    assert config.hidden == (32,) and config.lr_schedule == 'cosine' and config.epochs == 3
+    for text, key in (('lr_schedule: linear', 'lr_schedule'), ('batch_size: 0', 'batch_size'),
+                      ('hiden: [3]', 'hiden'), ('dropout: 1.5', 'dropout'),
+                      ('device: tpu', 'device'), ('hidden: 256', 'hidden'),
+                      ('lr: -1', 'lr'), ('history: 1.5', 'history')):
+        path.write_text(text + '\n')
+        with pytest.raises(ConfigError, match=key):
+            TrainConfig.from_file(path)
+
+
+def test_training_lowers_validation_loss_20x(dataset, tmp_path):
+    config = TrainConfig(**{**FAST, 'epochs': 15, 'lr_schedule': 'cosine'})
+    result = train(dataset, config=config, run_dir=tmp_path / 'run', progress=False)
+    data, _ = load_windows(dataset, history=2, horizon=3)
+    _, act = data.batch(data.splits['val'])
+    predict_the_mean = float((act ** 2).mean())  # ~1: MSE of the mean in normalized units
+    assert result.epochs == 15
+    assert result.best_val_loss < predict_the_mean / 20
+    assert result.metrics[-1]['val_loss'] < result.metrics[0]['val_loss']
+
+
+def _strip_seconds(metrics):
+    return [{k: v for k, v in row.items() if k != 'seconds'} for row in metrics]
+
+
+def _weights(run_dir, name='last.pt'):
+    return torch.load(Path(run_dir) / 'checkpoints' / name, weights_only=False)['model']
+
+
+def test_same_seed_same_metrics_and_weights(dataset, tmp_path):
+    config = TrainConfig(**{**FAST, 'epochs': 3, 'dropout': 0.1})
+    first = train(dataset, config=config, run_dir=tmp_path / 'a', progress=False)
+    second = train(dataset, config=config, run_dir=tmp_path / 'b', progress=False)
+    assert _strip_seconds(first.metrics) == _strip_seconds(second.metrics)
+    for key, value in _weights(tmp_path / 'a').items():
+        assert torch.equal(value, _weights(tmp_path / 'b')[key])
+    other = train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3, 'dropout': 0.1,
+                                                 'seed': 4}),
+                  run_dir=tmp_path / 'c', progress=False)
+    assert _strip_seconds(other.metrics) != _strip_seconds(first.metrics)
+
+
+def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monkeypatch):
+    config = TrainConfig(**{**FAST, 'dropout': 0.2, 'lr_schedule': 'cosine'})
+    full = train(dataset, config=config, run_dir=tmp_path / 'full', progress=False)
+
+    saves = []
+    real_save = train_module._atomic_save
+
+    def crash_after_third_epoch(obj, path):
+        real_save(obj, path)
+        saves.append(path.name)
+        if saves.count('last.pt') == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, '_atomic_save', crash_after_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
+    monkeypatch.setattr(train_module, '_atomic_save', real_save)
+    with pytest.raises(FileExistsError, match='resume'):
+        train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
+    with pytest.raises(ConfigError, match='lr'):
+        train(dataset, config=TrainConfig(**{**FAST, 'dropout': 0.2, 'lr': 0.01,
+                                             'lr_schedule': 'cosine'}),
+              run_dir=tmp_path / 'cut', resume=True, progress=False)
+    resumed = train(dataset, config=config, run_dir=tmp_path / 'cut', resume=True,
+                    progress=False)
+    assert _strip_seconds(resumed.metrics) == _strip_seconds(full.metrics)
+    assert [r['epoch'] for r in read_metrics(tmp_path / 'cut')] == list(range(1, 7))
+    for key, value in _weights(tmp_path / 'full').items():
+        torch.testing.assert_close(_weights(tmp_path / 'cut')[key], value, rtol=0, atol=1e-6)
+
+
+def test_run_directory_contents_and_load_run(dataset, tmp_path):
+    config = TrainConfig(**{**FAST, 'epochs': 3})
+    run_dir = tmp_path / 'run'
+    result = train(dataset, config=config, run_dir=run_dir, progress=False)
+    run_config = json.loads((run_dir / 'config.json').read_text())
+    assert run_config['train'] == config.to_dict()
+    assert run_config['dataset_fingerprint'] == '0123456789abcdef'
+    assert run_config['seed'] == 3
+    assert run_config['model'] == {'kind': 'mlp', 'hidden': [64, 64], 'dropout': 0.0,
+                                   'history': 2, 'horizon': 3, 'obs_size': 8,
+                                   'action_size': 6}
+    with open(run_dir / 'metrics.csv', newline='') as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ['epoch', 'train_loss', 'val_loss', 'lr', 'seconds']
+    assert [int(r['epoch']) for r in rows] == [1, 2, 3]
+    assert (run_dir / 'loss.png').read_bytes()[:4] == b'\x89PNG'
+    assert {p.name for p in (run_dir / 'checkpoints').iterdir()} == {'last.pt', 'best.pt'}
+    pytest.importorskip('tensorboard')
+    assert any(p.name.startswith('events.out.tfevents')
+               for p in (run_dir / 'tensorboard').iterdir())
+
+    model, info = load_run(run_dir)
+    assert info.epoch == result.best_epoch and info.history == 2 and info.horizon == 3
+    assert info.obs_mean.shape == (8,) and info.action_mean.shape == (2,)
+    assert info.observation_spec.size == 8
+    assert info.dataset.action_joints == tuple(JOINTS)
+    data, _ = load_windows(dataset, history=2, horizon=3)
+    obs, act = data.batch(data.splits['val'])
+    with torch.no_grad():
+        val_loss = float(((model(obs) - act) ** 2).mean())
+    assert val_loss == pytest.approx(result.best_val_loss, rel=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
+    config = dict(FAST, epochs=3, batch_size=50)  # an odd last batch: 640 train rows
+    script = tmp_path / 'run_ddp.py'
+    script.write_text(textwrap.dedent(f'''
+        import sys
+        from il_policy_node.core.train import TrainConfig, train
+        train(sys.argv[1], config=TrainConfig(**{config!r}), run_dir=sys.argv[2],
+              progress=False)
+    '''))
+    env = dict(os.environ, MASTER_ADDR='127.0.0.1', GLOO_SOCKET_IFNAME='lo',
+               OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
+         '--master_addr=127.0.0.1', f'--master_port={_free_port()}', str(script),
+         str(dataset), str(tmp_path / 'ddp')],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = train(dataset, config=TrainConfig(**config), run_dir=tmp_path / 'one',
+                   progress=False)
+    ddp_metrics = read_metrics(tmp_path / 'ddp')
+    assert len(ddp_metrics) == 3
+    for ours, theirs in zip(single.metrics, ddp_metrics):
+        assert theirs['val_loss'] == pytest.approx(ours['val_loss'], rel=1e-4)
+        assert theirs['train_loss'] == pytest.approx(ours['train_loss'], rel=1e-4)
+    for key, value in _weights(tmp_path / 'one').items():
+        torch.testing.assert_close(_weights(tmp_path / 'ddp')[key], value, rtol=1e-4,
+                                   atol=1e-5)
