@@ -1,0 +1,371 @@
+"""Reading joint signals out of rosbag2 bags (rosbags), fast: JointState decoded in bulk.
+
+Messages of one connection nearly always share one CDR layout (same joint names, same array
+lengths, same frame_id length). ``JointStateDecoder`` parses the layout of the first message of
+each length once, then decodes a whole chunk of messages as one uint8 matrix: the layout bytes
+(frame_id length, names, array lengths) are compared against the template with numpy, and the
+doubles are read with ``frombuffer`` views. A message that does not match is decoded by
+rosbags' generic ``deserialize_cdr`` instead. Nothing here imports rclpy.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import yaml
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
+
+from il_policy_node.core.recording import MARKER
+
+JOINT_STATE = 'sensor_msgs/msg/JointState'
+JOINT_TRAJECTORY = 'trajectory_msgs/msg/JointTrajectory'
+CHUNK_MESSAGES = 8192            # messages decoded together (bounds memory per connection)
+_STORE = None
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be used; the message says why."""
+
+
+def typestore() -> Any:
+    """The Jazzy typestore of rosbags (JointState, JointTrajectory: same in every distro)."""
+    global _STORE
+    if _STORE is None:
+        _STORE = get_typestore(Stores.ROS2_JAZZY)
+    return _STORE
+
+
+# -- finding bags ---------------------------------------------------------------------------
+def find_bags(paths: Iterable[str | Path]) -> list[Path]:
+    """Bags under ``paths``: bag folders (metadata.yaml), partial episodes, .mcap/.db3 files.
+
+    A folder that is not a bag is searched recursively (sorted); a folder with a RECORDING
+    marker or data files but no metadata.yaml is returned too, so that it is reported.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise BagError(f'{path} does not exist')
+        found.extend(_walk(path))
+    return found
+
+
+def _walk(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix in ('.mcap', '.db3') else []
+    entries = sorted(path.iterdir())
+    if (path / 'metadata.yaml').is_file() or (path / MARKER).exists() or \
+            any(e.suffix in ('.mcap', '.db3', '.zstd') and e.is_file() for e in entries):
+        return [path]
+    return [bag for entry in entries if entry.is_dir() for bag in _walk(entry)]
+
+
+def bag_metadata(path: Path) -> dict[str, Any]:
+    """The rosbag2_bagfile_information of a bag folder ({} for a single storage file)."""
+    meta = path / 'metadata.yaml'
+    if not path.is_dir() or not meta.is_file():
+        return {}
+    data = yaml.safe_load(meta.read_text(encoding='utf-8')) or {}
+    return data.get('rosbag2_bagfile_information') or {}
+
+
+def bag_fingerprint(path: Path, sample_bytes: int = 1 << 16) -> str:
+    """16 hex chars: sha256 of metadata.yaml and of each data file's size, head and tail.
+
+    Sampled rather than hashed whole, so fingerprinting never costs a second pass over the bag.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file.name == MARKER:
+            continue
+        size = file.stat().st_size
+        digest.update(f'{file.name}\0{size}\0'.encode())
+        with open(file, 'rb') as stream:
+            if file.name == 'metadata.yaml' or size <= 2 * sample_bytes:
+                digest.update(stream.read())
+            else:
+                digest.update(stream.read(sample_bytes))
+                stream.seek(size - sample_bytes)
+                digest.update(stream.read(sample_bytes))
+    return digest.hexdigest()[:16]
+
+
+# -- JointState layout ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class JointStateLayout:
+    """Where the fields of one little-endian JointState CDR message lie (offsets into it)."""
+
+    size: int
+    names: tuple[str, ...]
+    position: int                 # offset of the first position double
+    n_position: int
+    velocity: int
+    n_velocity: int
+    check: np.ndarray = field(repr=False)     # byte indices that must equal the template
+    template: np.ndarray = field(repr=False)  # the template's bytes at ``check``
+
+
+def _align(pos: int, n: int) -> int:
+    # CDR alignment counts from the end of the 4-byte encapsulation header
+    return pos + (-(pos - 4)) % n
+
+
+def parse_joint_state_layout(buf: bytes) -> JointStateLayout:
+    """The layout of one serialized JointState; ValueError if it is not little-endian CDR."""
+    if len(buf) < 20 or buf[1] != 1:
+        raise ValueError('not a little-endian CDR message')
+    u32 = struct.Struct('<I').unpack_from
+    pos = 12
+    pos += 4 + u32(buf, pos)[0]                      # header.frame_id
+    pos = _align(pos, 4)
+    count = u32(buf, pos)[0]
+    names_start = pos
+    pos += 4
+    names = []
+    for _ in range(count):
+        pos = _align(pos, 4)
+        length = u32(buf, pos)[0]
+        if length == 0 or pos + 4 + length > len(buf):
+            raise ValueError('bad string in name')
+        names.append(buf[pos + 4:pos + 3 + length].decode())
+        pos += 4 + length
+    arrays = []
+    check = [np.arange(12, 16), np.arange(names_start, pos)]
+    for _ in range(3):                               # position, velocity, effort
+        start = _align(pos, 4)
+        n = u32(buf, start)[0]
+        data = _align(start + 4, 8) if n else start + 4
+        check.append(np.arange(pos, data))           # padding, length, padding
+        arrays.append((data, n))
+        pos = data + 8 * n
+        if pos > len(buf):
+            raise ValueError('arrays run past the end of the message')
+    index = np.unique(np.concatenate(check))
+    raw = np.frombuffer(buf, np.uint8)
+    return JointStateLayout(
+        size=len(buf), names=tuple(names), position=arrays[0][0], n_position=arrays[0][1],
+        velocity=arrays[1][0], n_velocity=arrays[1][1], check=index, template=raw[index])
+
+
+@dataclass
+class JointSeries:
+    """A joint signal over time: rows are messages, columns follow ``names``."""
+
+    names: tuple[str, ...]
+    stamp_ns: np.ndarray          # int64 header.stamp
+    receive_ns: np.ndarray        # int64 bag (receive) time
+    position: np.ndarray          # float64 [n, joints]
+    velocity: np.ndarray | None   # float64 [n, joints], None when the messages carry none
+
+
+class JointStateDecoder:
+    """Accumulates raw JointState messages of one topic; ``finish`` returns a JointSeries."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.names: tuple[str, ...] | None = None
+        self._layouts: dict[int, JointStateLayout] = {}
+        self._raw: list[bytes] = []
+        self._times: list[int] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.fallbacks = 0
+
+    def add(self, receive_ns: int, data: bytes) -> None:
+        self._raw.append(data)
+        self._times.append(receive_ns)
+        if len(self._raw) >= CHUNK_MESSAGES:
+            self._flush()
+
+    def finish(self) -> JointSeries:
+        self._flush()
+        if not self._parts:
+            raise BagError(f'topic {self.topic} has no messages')
+        assert self.names is not None
+        vel = [p[3] for p in self._parts]
+        has_vel = [v is not None for v in vel]
+        if any(has_vel) and not all(has_vel):
+            raise BagError(f'topic {self.topic}: velocity present in some messages only')
+        return JointSeries(
+            names=self.names, stamp_ns=np.concatenate([p[0] for p in self._parts]),
+            receive_ns=np.concatenate([p[1] for p in self._parts]),
+            position=np.concatenate([p[2] for p in self._parts]),
+            velocity=np.concatenate(vel) if all(has_vel) else None)
+
+    # -- bulk decoding ---------------------------------------------------------------------
+    def _layout(self, data: bytes) -> JointStateLayout | None:
+        layout = self._layouts.get(len(data))
+        if layout is None:
+            try:
+                layout = parse_joint_state_layout(data)
+            except (ValueError, struct.error, UnicodeDecodeError):
+                return None
+            if layout.n_position != len(layout.names) or \
+                    layout.n_velocity not in (0, len(layout.names)):
+                return None                           # let the generic path explain it
+            self._set_names(layout.names)
+            if layout.names != self.names:
+                return None
+            self._layouts[len(data)] = layout
+        return layout
+
+    def _set_names(self, names: Sequence[str]) -> None:
+        names = tuple(names)
+        if len(set(names)) != len(names):
+            dups = sorted({n for n in names if names.count(n) > 1})
+            raise BagError(f'topic {self.topic}: duplicate joint names {dups}')
+        if self.names is None:
+            self.names = names
+
+    def _flush(self) -> None:
+        raw, times = self._raw, np.asarray(self._times, np.int64)
+        self._raw, self._times = [], []
+        n = len(raw)
+        if not n:
+            return
+        lengths = np.fromiter(map(len, raw), np.int64, n)
+        stamp = np.empty(n, np.int64)
+        done = np.zeros(n, bool)
+        pos: np.ndarray | None = None
+        vel: np.ndarray | None = None
+        for size in np.unique(lengths):
+            rows = np.flatnonzero(lengths == size)
+            layout = self._layout(raw[rows[0]])
+            if layout is None:
+                continue
+            if pos is None:
+                pos = np.empty((n, len(layout.names)))
+                vel = np.empty((n, len(layout.names))) if layout.n_velocity else None
+            if (vel is None) != (layout.n_velocity == 0):
+                continue
+            block = raw if len(rows) == n else [raw[i] for i in rows]
+            mat = np.frombuffer(b''.join(block), np.uint8).reshape(len(rows), int(size))
+            ok = (mat[:, layout.check] == layout.template).all(axis=1)
+            good = rows[ok]
+            mat = mat[ok]
+            sec = mat[:, 4:8].copy().view('<i4')[:, 0].astype(np.int64)
+            nsec = mat[:, 8:12].copy().view('<u4')[:, 0].astype(np.int64)
+            stamp[good] = sec * 1_000_000_000 + nsec
+            width = 8 * layout.n_position
+            pos[good] = mat[:, layout.position:layout.position + width].copy().view('<f8')
+            if vel is not None:
+                vel[good] = mat[:, layout.velocity:layout.velocity + width].copy().view('<f8')
+            done[good] = True
+        for i in np.flatnonzero(~done):
+            self.fallbacks += 1
+            pos, vel = self._generic(raw[i], i, n, stamp, pos, vel)
+        self._parts.append((stamp, times, pos, vel))
+
+    def _generic(self, data: bytes, i: int, n: int, stamp: np.ndarray,
+                 pos: np.ndarray | None, vel: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            msg = typestore().deserialize_cdr(data, JOINT_STATE)
+        except Exception as exc:
+            raise BagError(f'topic {self.topic}: message cannot be decoded as JointState: '
+                           f'{type(exc).__name__}: {exc}') from None
+        self._set_names(msg.name)
+        names = tuple(msg.name)
+        if set(names) != set(self.names) or len(names) != len(self.names):
+            raise BagError(f'topic {self.topic}: joint names change within the topic '
+                           f'({list(self.names)} then {list(names)})')
+        if len(msg.position) != len(names):
+            raise BagError(f'topic {self.topic}: {len(msg.position)} positions for '
+                           f'{len(names)} joints')
+        if len(msg.velocity) not in (0, len(names)):
+            raise BagError(f'topic {self.topic}: {len(msg.velocity)} velocities for '
+                           f'{len(names)} joints')
+        order = [names.index(name) for name in self.names]
+        if pos is None:
+            pos = np.empty((n, len(names)))
+            vel = np.empty((n, len(names))) if len(msg.velocity) else None
+        if (vel is None) != (len(msg.velocity) == 0):
+            raise BagError(f'topic {self.topic}: velocity present in some messages only')
+        stamp[i] = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        pos[i] = np.asarray(msg.position)[order]
+        if vel is not None:
+            vel[i] = np.asarray(msg.velocity)[order]
+        return pos, vel
+
+
+class TrajectoryDecoder:
+    """First-point positions of JointTrajectory messages (rosbags' generic decoder)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.names: tuple[str, ...] | None = None
+        self._rows: list[np.ndarray] = []
+        self._stamps: list[int] = []
+        self._times: list[int] = []
+
+    def add(self, receive_ns: int, data: bytes) -> None:
+        try:
+            msg = typestore().deserialize_cdr(data, JOINT_TRAJECTORY)
+        except Exception as exc:
+            raise BagError(f'topic {self.topic}: message cannot be decoded as JointTrajectory: '
+                           f'{type(exc).__name__}: {exc}') from None
+        names = tuple(msg.joint_names)
+        if len(set(names)) != len(names):
+            dups = sorted({n for n in names if names.count(n) > 1})
+            raise BagError(f'topic {self.topic}: duplicate joint names {dups}')
+        if self.names is None:
+            self.names = names
+        if not msg.points:
+            return                                   # an empty trajectory: nothing commanded
+        positions = np.asarray(msg.points[0].positions, np.float64)
+        if len(positions) != len(names):
+            raise BagError(f'topic {self.topic}: {len(positions)} positions for '
+                           f'{len(names)} joints')
+        if names != self.names:
+            if set(names) != set(self.names):
+                raise BagError(f'topic {self.topic}: joint names change within the topic '
+                               f'({list(self.names)} then {list(names)})')
+            positions = positions[[names.index(name) for name in self.names]]
+        self._rows.append(positions)
+        self._stamps.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+        self._times.append(receive_ns)
+
+    def finish(self) -> JointSeries:
+        if not self._rows:
+            raise BagError(f'topic {self.topic} has no trajectory points')
+        assert self.names is not None
+        return JointSeries(names=self.names, stamp_ns=np.asarray(self._stamps, np.int64),
+                           receive_ns=np.asarray(self._times, np.int64),
+                           position=np.vstack(self._rows), velocity=None)
+
+
+def read_topics(path: Path, topics: dict[str, tuple[str, ...]]) -> dict[str, JointSeries]:
+    """Read ``{topic: accepted types}`` from a bag: one JointSeries per topic.
+
+    BagError names a missing topic, a wrong type, or a bag rosbags cannot read.
+    """
+    decoders: dict[int, JointStateDecoder | TrajectoryDecoder] = {}
+    by_topic: dict[str, JointStateDecoder | TrajectoryDecoder] = {}
+    try:
+        with Reader(path) as reader:
+            available = {c.topic: c.msgtype for c in reader.connections}
+            for topic, accepted in topics.items():
+                if topic not in available:
+                    raise BagError(f'topic {topic} is not in the bag (topics: '
+                                   f'{sorted(available)})')
+                if available[topic] not in accepted:
+                    raise BagError(f'topic {topic} has type {available[topic]}, expected '
+                                   f'{" or ".join(accepted)}')
+                decoder = JointStateDecoder(topic) if available[topic] == JOINT_STATE \
+                    else TrajectoryDecoder(topic)
+                by_topic[topic] = decoder
+            wanted = [c for c in reader.connections if c.topic in by_topic]
+            for connection in wanted:
+                decoders[connection.id] = by_topic[connection.topic]
+            for connection, timestamp, data in reader.messages(connections=wanted):
+                decoders[connection.id].add(timestamp, data)
+    except BagError:
+        raise
+    except Exception as exc:
+        raise BagError(f'unreadable bag: {type(exc).__name__}: {exc}') from None
+    return {topic: decoder.finish() for topic, decoder in by_topic.items()}
