@@ -7,6 +7,7 @@ whatever is installed. No ROS is needed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -107,12 +108,19 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    train = _function('train', 'train', 'train')
+    training = _core('train', 'train')
     _existing(args.dataset, 'dataset directory')
     _existing(args.config, 'config file')
-    report = train(args.dataset, config=args.config, output=args.output, seed=args.seed,
-                   resume=args.resume, device=args.device)
-    _print_report(report)
+    config = training.TrainConfig.from_file(args.config)
+    overrides = {key: value for key, value in (('seed', args.seed), ('device', args.device))
+                 if value is not None}
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    result = training.train(args.dataset, config=config, run_dir=args.output,
+                            resume=args.resume, progress=not args.quiet)
+    print(f'{result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} '
+          f'(val loss {result.best_val_loss:.6g})'
+          + (', stopped early' if result.stopped_early else ''))
     return EXIT_OK
 
 
@@ -169,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The il-policy argument parser (subcommands: dataset build|info, train, export, eval)."""
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EXIT_CODES,
                                      formatter_class=_Formatter)
-    parser.add_argument('-q', '--quiet', action='store_true', help='only warnings and errors')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log progress (INFO)')
+    parser.add_argument('-q', '--quiet', action='store_true',
+                        help='no progress bars, only results, warnings and errors')
     parser.add_argument('--debug', action='store_true',
                         help='show the traceback of a failure (also IL_POLICY_DEBUG=1)')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
@@ -238,8 +248,8 @@ Writes: RUN_DIR/config.json, metrics.csv, tensorboard/, loss.png and checkpoints
                        help="random seed (default: the config's); same seed, same result")
     train.add_argument('--resume', action='store_true',
                        help='continue the run in RUN_DIR from its last checkpoint')
-    train.add_argument('--device', default=None, metavar='DEVICE',
-                       help='torch device: cpu, cuda, cuda:1 (default: cuda when available)')
+    train.add_argument('--device', default=None, choices=('cpu', 'cuda', 'auto'),
+                       help="torch device (default: the config's; auto = cuda when available)")
 
     export = _add(
         commands, 'export', 'run directory -> policy.pt for policy_node',
@@ -303,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the il-policy console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get('IL_POLICY_DEBUG', '') not in ('', '0')
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s: %(message)s', stream=sys.stderr)
     try:
         return args.handler(args)

@@ -139,6 +139,7 @@ class LoadedRun:
     model: Any
     config: Mapping[str, Any]
     dataset_dir: Path
+    stats: Mapping[str, np.ndarray] | None = None  # the statistics the model was trained with
 
 
 def _read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -198,27 +199,32 @@ def load_run_for_export(run_dir: str | Path, *,
     """The best model of a run, through the trainer's load_run when it is available."""
     run_dir = Path(run_dir)
     config = _read_run_config(run_dir)
-    model = None
+    checkpoint = run_dir / BEST_CHECKPOINT
+    if not checkpoint.is_file():
+        raise PipelineError(f'{checkpoint}: no such checkpoint (has training finished an epoch?)')
+    model, stats = None, None
     try:
         from il_policy_node.core.train import load_run
-    except ImportError:
+    except ImportError:  # the trainer is not installed: rebuild from the contract alone
         load_run = None
     if load_run is not None:
-        loaded = load_run(run_dir)
-        model = getattr(loaded, 'model', None)
-        if model is None and isinstance(loaded, tuple):
-            model = loaded[0]
-        if model is None and isinstance(loaded, Mapping):
-            model = loaded.get('model')
+        try:
+            model, info = load_run(run_dir)
+            stats = {'obs_mean': np.asarray(info.obs_mean), 'obs_std': np.asarray(info.obs_std),
+                     'action_mean': np.asarray(info.action_mean),
+                     'action_std': np.asarray(info.action_std)}
+        except KeyError:  # a contract checkpoint without the trainer's extra entries
+            _log.info('%s: rebuilding the model from %s', checkpoint, CONFIG_FILE)
     if model is None:
-        model = _rebuild_model(config, run_dir / BEST_CHECKPOINT)
+        model = _rebuild_model(config, checkpoint)
     if dataset_dir is None:
         if not config.get('dataset'):
             raise PipelineError(f'{run_dir / CONFIG_FILE}: names no dataset; give one')
         dataset_dir = Path(config['dataset'])
         if not dataset_dir.is_absolute() and not dataset_dir.exists():
             dataset_dir = run_dir / dataset_dir
-    return LoadedRun(model=model.eval(), config=config, dataset_dir=Path(dataset_dir))
+    return LoadedRun(model=model.eval(), config=config, dataset_dir=Path(dataset_dir),
+                     stats=stats)
 
 
 def export_run(run_dir: str | Path, output: str | Path, *,
@@ -247,16 +253,17 @@ def export_run(run_dir: str | Path, output: str | Path, *,
     if wanted and wanted != have:
         raise PipelineError(f'{dataset.path}: fingerprint {have} differs from the one the run '
                             f'was trained on ({wanted}); the dataset was rebuilt')
-    stats = dataset.manifest['stats']
+    stats = run.stats or {
+        'obs_mean': np.tile(np.asarray(dataset.manifest['stats']['observation']['mean']), history),
+        'obs_std': np.tile(np.asarray(dataset.manifest['stats']['observation']['std']), history),
+        'action_mean': np.asarray(dataset.manifest['stats']['action']['mean']),
+        'action_std': np.asarray(dataset.manifest['stats']['action']['std'])}
     observation = ObservationSpec(joints=tuple(dataset.obs_joints),
                                   fields=tuple(dataset.obs_fields), history=history)
     return export_policy(
         run.model, output, joint_names=dataset.action_joints, observation=observation,
         action_horizon=horizon, control_rate_hz=dataset.control_rate_hz,
-        obs_mean=np.tile(np.asarray(stats['observation']['mean'], np.float32), history),
-        obs_std=np.tile(np.asarray(stats['observation']['std'], np.float32), history),
-        action_mean=np.asarray(stats['action']['mean'], np.float32),
-        action_std=np.asarray(stats['action']['std'], np.float32),
+        **{key: np.asarray(value, np.float32) for key, value in stats.items()},
         dataset_fingerprint=have,
         extra_metadata={'run': str(Path(run_dir).resolve()), 'dataset': str(dataset.path),
                         'seed': run.config.get('seed')},
@@ -318,8 +325,8 @@ def evaluate_open_loop(model_path: str | Path, dataset_dir: str | Path, *,
     from il_policy_node.core.artifact import load_policy
     from il_policy_node.core.runtime import PolicyRuntime
 
-    policy = load_policy(model_path)
     dataset = load_dataset(dataset_dir)
+    policy = load_policy(model_path)
     meta = policy.metadata
     if abs(meta.control_rate_hz - dataset.control_rate_hz) > 1e-6 * dataset.control_rate_hz:
         raise PipelineError(f'{dataset.path}: control rate {dataset.control_rate_hz:g} Hz, the '
