@@ -87,23 +87,32 @@ def _existing(path: str, kind: str) -> Path:
 
 # -- verbs --------------------------------------------------------------------------------------
 def cmd_dataset_build(args: argparse.Namespace) -> int:
-    build_dataset = _function('dataset', 'build_dataset', 'dataset build')
+    dataset = _core('dataset', 'dataset build')
     for bag in args.bags:
         _existing(bag, 'bag or directory')
     _existing(args.config, 'config file')
-    report = build_dataset(args.bags, config=args.config, output=args.output,
-                           workers=args.workers, strict=args.strict)
-    _print_report(report)
+    config = dataset.DatasetConfig.from_yaml(args.config)
+    report = dataset.build_dataset(args.bags, config=config, output_dir=args.output,
+                                   workers=args.workers, strict=args.strict,
+                                   progress=not args.quiet, overwrite=args.overwrite)
+    print(f'wrote {report.output_dir}: {report.episodes} episode(s), {report.rows} rows from '
+          f'{report.bags} bag(s), {report.messages} messages in {report.seconds:.1f} s')
+    for entry in report.skipped:
+        print(f'skipped {entry["bag"]}: {entry["reason"]}')
     return EXIT_OK
 
 
 def cmd_dataset_info(args: argparse.Namespace) -> int:
-    dataset_info = _function('dataset', 'dataset_info', 'dataset info')
+    dataset = _core('dataset', 'dataset info')
     for path in args.inputs:
         _existing(path, 'dataset, bag or directory')
+    config = None
+    if args.config:
+        config = dataset.DatasetConfig.from_yaml(_existing(args.config, 'config file'))
     inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
-    report = dataset_info(inputs, plot_dir=args.plot)
-    _print_report(report)
+    info = dataset.dataset_info(inputs, plot=args.plot is not None, plot_dir=args.plot,
+                                config=config)
+    print(dataset.format_info(info))
     return EXIT_OK
 
 
@@ -143,20 +152,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + '\n')
         print(f'wrote {args.json}')
     return EXIT_OK
-
-
-def _print_report(report: object) -> None:
-    """Print what a core function returned, if it returned something printable."""
-    if report is None:
-        return
-    for method in ('table', 'summary', 'format'):
-        if callable(getattr(report, method, None)):
-            print(getattr(report, method)())
-            return
-    if isinstance(report, (dict, list)):
-        print(json.dumps(report, indent=2, default=str))
-    elif isinstance(report, (str, Path)):
-        print(report)
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -213,19 +208,24 @@ Writes: DATASET_DIR/manifest.json and DATASET_DIR/data.npz, atomically (never ha
     build.add_argument('--workers', type=_positive_int, default=1, metavar='N',
                        help='worker processes reading bags in parallel (default: 1)')
     build.add_argument('--strict', action='store_true',
-                       help='fail (exit 1, nothing written) if any bag is bad or skipped')
+                       help='fail (exit 1, nothing written) if any bag is bad')
+    build.add_argument('--overwrite', action='store_true',
+                       help='replace DATASET_DIR if it exists (otherwise an error)')
 
     info = _add(
         dataset_verbs, 'info', 'describe a dataset or bags',
         '''\
 Describe a dataset directory or bags: episodes, durations, rates, gaps, joint ranges.
 
-Reads:  DATASET_OR_BAGS (a dataset directory, bags, or folders of bags).
+Reads:  DATASET_OR_BAGS (a dataset directory, bags, or folders of bags; bags are read with
+        --config's topic, timestamps and gap tolerance, or the defaults).
 Writes: nothing, unless --plot DIR is given: PNG plots per joint into DIR.''',
         cmd_dataset_info)
     info.add_argument('inputs', nargs='+', metavar='DATASET_OR_BAGS',
                       help='a dataset directory, or bags / folders of bags')
     info.add_argument('--plot', metavar='DIR', help='write PNG plots per joint into DIR')
+    info.add_argument('--config', metavar='DATASET_YAML',
+                      help='dataset config used to read bags (topic, timestamps, gap tolerance)')
 
     train = _add(
         commands, 'train', 'dataset -> run directory (behavioral cloning)',
