@@ -1,0 +1,422 @@
+"""Dataset builder on bags written here with rosbags: known signals in, the analytic dataset."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.rosbag2 import Writer
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
+from rosbags.typesys import Stores, get_typestore
+
+from il_policy_node.core import dataset as dataset_module
+from il_policy_node.core.bags import JointStateDecoder
+from il_policy_node.core.dataset import (
+    DatasetConfig,
+    DatasetConfigError,
+    DatasetError,
+    build_dataset,
+    dataset_info,
+    load_dataset,
+)
+from il_policy_node.core.recording import MARKER
+
+STORE = get_typestore(Stores.ROS2_JAZZY)
+JOINT_STATE = 'sensor_msgs/msg/JointState'
+TRAJECTORY = 'trajectory_msgs/msg/JointTrajectory'
+JOINTS = ['shoulder', 'elbow', 'wrist']
+T0_NS = 1_700_000_000_000_000_000
+RATE = 100.0          # recorded JointState rate (Hz)
+LATENCY_S = 0.003     # receive time = header stamp + latency (+ a varying part)
+
+
+def q(t):
+    """Joint positions: linear ramps (exact under linear interpolation), [len(t), 3]."""
+    t = np.asarray(t, float)[:, None]
+    return np.array([0.1, -0.2, 0.3]) + np.array([0.5, -1.0, 2.0]) * t
+
+
+def qd(t):
+    return np.tile([0.5, -1.0, 2.0], (len(np.asarray(t)), 1)).astype(float)
+
+
+def cmd(t):
+    t = np.asarray(t, float)[:, None]
+    return np.array([1.0, 2.0, 3.0]) - np.array([0.3, 0.2, 0.1]) * t
+
+
+def header(t_ns):
+    return STORE.types['std_msgs/msg/Header'](stamp=STORE.types['builtin_interfaces/msg/Time'](
+        sec=int(t_ns // 1_000_000_000), nanosec=int(t_ns % 1_000_000_000)), frame_id='base')
+
+
+def joint_state(t_ns, names, position, velocity):
+    msg = STORE.types[JOINT_STATE](header=header(t_ns), name=list(names),
+                                   position=np.asarray(position, float),
+                                   velocity=np.asarray(velocity, float), effort=np.zeros(0))
+    return bytes(STORE.serialize_cdr(msg, JOINT_STATE))
+
+
+def trajectory(t_ns, names, positions):
+    point = STORE.types['trajectory_msgs/msg/JointTrajectoryPoint'](
+        positions=np.asarray(positions, float), velocities=np.zeros(0),
+        accelerations=np.zeros(0), effort=np.zeros(0),
+        time_from_start=STORE.types['builtin_interfaces/msg/Duration'](sec=0, nanosec=0))
+    msg = STORE.types[TRAJECTORY](header=header(t_ns), joint_names=list(names), points=[point])
+    return bytes(STORE.serialize_cdr(msg, TRAJECTORY))
+
+
+def stamps(duration_s=2.0, rate=RATE, skip=None):
+    t = np.arange(int(round(duration_s * rate)) + 1) / rate
+    if skip:
+        t = t[(t < skip[0]) | (t > skip[1])]
+    return t
+
+
+def receive(t):
+    return t + LATENCY_S + 0.002 * np.sin(7.0 * t)
+
+
+def write_bag(path, *, storage='mcap', compression=None, custom=None, t=None,
+              command=None, messages=None, order=JOINTS, velocity=True):
+    """A bag like `ros2 bag record` writes: /joint_states (+ a command topic)."""
+    t = stamps() if t is None else t
+    writer = Writer(path, version=9, storage_plugin={'mcap': StoragePlugin.MCAP,
+                                                     'sqlite3': StoragePlugin.SQLITE3}[storage])
+    if compression:
+        writer.set_compression(compression, CompressionFormat.ZSTD)
+    for key, value in (custom or {}).items():
+        writer.set_custom_data(key, value)
+    writer.open()
+    items = []
+    if messages is None:
+        js = writer.add_connection('/joint_states', JOINT_STATE, typestore=STORE)
+        idx = [JOINTS.index(n) for n in order]
+        for ti, pos, vel, rt in zip(t, q(t), qd(t), receive(t)):
+            items.append((rt, js, joint_state(T0_NS + round(ti * 1e9), order, pos[idx],
+                                              vel[idx] if velocity else [])))
+    else:
+        conns = {}
+        for topic, msgtype, rt, data in messages:
+            if topic not in conns:
+                conns[topic] = writer.add_connection(topic, msgtype, typestore=STORE)
+            items.append((rt, conns[topic], data))
+    if command:
+        kind, names = command
+        conn = writer.add_connection('/command', kind, typestore=STORE)
+        tc = stamps(rate=50.0)
+        idx = [JOINTS.index(n) for n in names]
+        for ti, pos in zip(tc, cmd(tc)):
+            stamp = T0_NS + round(ti * 1e9)
+            data = trajectory(stamp, names, pos[idx]) if kind == TRAJECTORY else \
+                joint_state(stamp, names, pos[idx], np.zeros(len(names)))
+            items.append((ti + LATENCY_S, conn, data))
+    items.sort(key=lambda item: item[0])
+    for rt, conn, data in items:
+        writer.write(conn, T0_NS + round(rt * 1e9), data)
+    writer.close()
+    return path
+
+
+def config(**overrides):
+    base = {'control_rate_hz': 30.0, 'min_episode_s': 0.2, 'split': {'val_fraction': 0.0}}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            base.setdefault(key, {}).update(value)
+        else:
+            base[key] = value
+    return DatasetConfig.from_dict(base)
+
+
+def build(tmp_path, bags, cfg=None, **kwargs):
+    out = tmp_path / 'dataset'
+    report = build_dataset([str(b) for b in bags], config=cfg or config(), output_dir=out,
+                           progress=False, **kwargs)
+    manifest, arrays = load_dataset(out)
+    return report, manifest, arrays
+
+
+def grid(rows):
+    return np.arange(rows) / 30.0
+
+
+# -- formats and alignment ------------------------------------------------------------------
+@pytest.mark.parametrize('storage,compression', [
+    ('mcap', None), ('mcap', CompressionMode.STORAGE), ('mcap', CompressionMode.FILE),
+    ('sqlite3', None), ('sqlite3', CompressionMode.MESSAGE), ('sqlite3', CompressionMode.FILE)])
+def test_future_state_dataset_equals_the_analytic_signal(tmp_path, storage, compression):
+    bag = write_bag(tmp_path / 'bag', storage=storage, compression=compression)
+    _, manifest, arrays = build(tmp_path, [bag], config(action={'future_steps': 2}))
+    rows = 61 - 2                                     # 2 s at 30 Hz, the last 2 have no future
+    t = grid(rows)
+    np.testing.assert_allclose(arrays['time'], t)
+    np.testing.assert_allclose(arrays['observations'], np.hstack([q(t), qd(t)]), atol=1e-6)
+    np.testing.assert_allclose(arrays['actions'], q(t + 2 / 30.0), atol=1e-6)
+    assert arrays['observations'].dtype == np.float32 and arrays['episode'].dtype == np.int32
+    assert manifest['observation'] == {'topic': '/joint_states', 'joints': JOINTS,
+                                       'fields': ['position', 'velocity']}
+    assert manifest['action'] == {'joints': JOINTS, 'source': 'future_state', 'topic': None,
+                                  'future_steps': 2}
+    (episode,) = manifest['episodes']
+    assert episode['start'] == 0 and episode['length'] == rows and episode['segment'] == 0
+    assert episode['split'] == 'train' and len(episode['bag_fingerprint']) == 16
+    assert len(manifest['fingerprint']) == 16
+    np.testing.assert_allclose(manifest['stats']['observation']['mean'],
+                               arrays['observations'].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_split_bag_reads_as_one_episode(tmp_path):
+    t = stamps()
+    first = write_bag(tmp_path / 'a', t=t[t < 1.0])
+    second = write_bag(tmp_path / 'b', t=t[t >= 1.0])
+    meta = yaml.safe_load((first / 'metadata.yaml').read_text())
+    info2 = yaml.safe_load((second / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+    info = meta['rosbag2_bagfile_information']
+    shutil.move(second / 'b.mcap', first / 'a_1.mcap')
+    info2['files'][0]['path'] = 'a_1.mcap'
+    info['relative_file_paths'].append('a_1.mcap')
+    info['files'].extend(info2['files'])
+    info['message_count'] += info2['message_count']
+    info['topics_with_message_count'][0]['message_count'] += info2['message_count']
+    info['duration']['nanoseconds'] += info2['duration']['nanoseconds'] + 10_000_000
+    (first / 'metadata.yaml').write_text(yaml.safe_dump(meta))
+    _, manifest, arrays = build(tmp_path, [first])
+    t = grid(61 - 1)
+    np.testing.assert_allclose(arrays['observations'][:, :3], q(t), atol=1e-6)
+    np.testing.assert_allclose(arrays['actions'], q(t + 1 / 30.0), atol=1e-6)
+
+
+def test_receive_time_uses_the_bag_timestamps(tmp_path):
+    bag = write_bag(tmp_path / 'bag')
+    _, _, arrays = build(tmp_path, [bag], config(timestamps='receive', observation={
+        'fields': ['position']}))
+    t = stamps()
+    recv = receive(t) - receive(t)[0]
+    rows = int(np.floor(recv[-1] * 30 + 1e-9)) + 1 - 1
+    expected = np.stack([np.interp(grid(rows), recv, col) for col in q(t).T], axis=1)
+    assert arrays['observations'].shape == (rows, 3)
+    np.testing.assert_allclose(arrays['observations'], expected, atol=1e-6)
+    # header stamps give the ramp itself: the latency is not in the data
+    header_arrays = build(tmp_path / 'h', [bag])[2]
+    np.testing.assert_allclose(header_arrays['observations'][:, :3], q(grid(60)), atol=1e-6)
+
+
+def test_sinusoid_interpolation_error_is_small(tmp_path):
+    t = stamps()
+    freq = 0.5
+    msgs = [('/joint_states', JOINT_STATE, ti,
+             joint_state(T0_NS + round(ti * 1e9), ['a'], [np.sin(2 * np.pi * freq * ti)],
+                         [2 * np.pi * freq * np.cos(2 * np.pi * freq * ti)])) for ti in t]
+    bag = write_bag(tmp_path / 'bag', messages=msgs)
+    _, _, arrays = build(tmp_path, [bag])
+    tg = grid(len(arrays['time']) + 1)
+    np.testing.assert_allclose(arrays['observations'][:, 0], np.sin(2 * np.pi * freq * tg[:-1]),
+                               atol=1e-3)
+    np.testing.assert_allclose(arrays['actions'][:, 0], np.sin(2 * np.pi * freq * tg[1:]),
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize('kind', [TRAJECTORY, JOINT_STATE])
+def test_command_actions_by_joint_name(tmp_path, kind):
+    bag = write_bag(tmp_path / 'bag', command=(kind, ['wrist', 'shoulder', 'elbow']),
+                    order=['elbow', 'wrist', 'shoulder'])
+    cfg = config(action={'source': 'command', 'topic': '/command',
+                         'joints': ['elbow', 'shoulder']},
+                 observation={'joints': ['wrist', 'shoulder']})
+    _, manifest, arrays = build(tmp_path, [bag], cfg)
+    t = grid(61)
+    np.testing.assert_allclose(arrays['observations'],
+                               np.hstack([q(t)[:, [2, 0]], qd(t)[:, [2, 0]]]), atol=1e-6)
+    np.testing.assert_allclose(arrays['actions'], cmd(t)[:, [1, 0]], atol=1e-6)
+    assert manifest['action']['source'] == 'command' and manifest['action']['topic'] == '/command'
+
+
+@pytest.mark.parametrize('policy', ['split', 'drop'])
+def test_gap_splits_or_drops_the_episode(tmp_path, policy):
+    bag = write_bag(tmp_path / 'bag', t=stamps(skip=(0.8, 1.05)))
+    good = write_bag(tmp_path / 'good')
+    report, manifest, arrays = build(tmp_path, [bag, good],
+                                     config(gaps={'policy': policy}))
+    if policy == 'drop':
+        assert [e['bag'] for e in manifest['episodes']] == [str(good)]
+        (skip,) = manifest['skipped']
+        assert skip['bag'] == str(bag) and skip['reason'].startswith('dropped: 1 gap')
+        assert '0.270 s at t=0.790 s' in skip['reason']
+        return
+    first, second, third = manifest['episodes']
+    assert (first['segment'], second['segment'], first['bag']) == (0, 1, str(bag))
+    assert third['segment'] == 0 and third['name'] == 'good'
+    assert first['length'] == 23           # 0 .. 0.79 s: 24 rows on the 30 Hz grid, minus k = 1
+    rows0 = slice(first['start'], first['start'] + first['length'])
+    rows1 = slice(second['start'], second['start'] + second['length'])
+    np.testing.assert_allclose(arrays['observations'][rows0, :3], q(grid(23)), atol=1e-6)
+    np.testing.assert_allclose(arrays['observations'][rows1, :3], q(1.06 + grid(
+        second['length'])), atol=1e-6)
+    np.testing.assert_allclose(arrays['time'][rows1], grid(second['length']))
+    assert set(arrays['episode'][rows1]) == {1}
+    assert manifest['skipped'] == []
+
+
+# -- bad bags -------------------------------------------------------------------------------
+def _bad_bags(tmp_path):
+    bags = {}
+    truncated = write_bag(tmp_path / 'truncated')
+    data = truncated / 'truncated.mcap'
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    bags['truncated'] = (truncated, 'unreadable bag')
+    msgs = [('/other', JOINT_STATE, 0.01, joint_state(T0_NS, JOINTS, [0, 0, 0], [0, 0, 0]))]
+    bags['missing'] = (write_bag(tmp_path / 'missing', messages=msgs),
+                       'topic /joint_states is not in the bag')
+    text = STORE.types['std_msgs/msg/String'](data='x')
+    msgs = [('/joint_states', 'std_msgs/msg/String', 0.01,
+             bytes(STORE.serialize_cdr(text, 'std_msgs/msg/String')))]
+    bags['wrong_type'] = (write_bag(tmp_path / 'wrong_type', messages=msgs),
+                          'has type std_msgs/msg/String, expected sensor_msgs/msg/JointState')
+
+    def series(stamps_s, values=None, names=JOINTS):
+        out = []
+        for i, ts in enumerate(stamps_s):
+            pos = [0.1 * i] * len(names) if values is None else values[i]
+            out.append(('/joint_states', JOINT_STATE, 0.01 * i,
+                        joint_state(T0_NS + round(ts * 1e9), names, pos, [0.0] * len(names))))
+        return out
+    ts = list(np.arange(100) / 100)
+    unsorted = ts[:50] + [ts[51], ts[50]] + ts[52:]
+    bags['unsorted'] = (write_bag(tmp_path / 'unsorted', messages=series(unsorted)),
+                        'unsorted header timestamps at message 51')
+    bags['duplicate'] = (write_bag(tmp_path / 'duplicate', messages=series(ts[:50] + ts[49:99])),
+                         'duplicate header timestamps at message 50')
+    values = [[0.0, 0.0, 0.0]] * 100
+    values[30] = [0.0, float('nan'), 0.0]
+    bags['nan'] = (write_bag(tmp_path / 'nan', messages=series(ts, values)),
+                   'NaN or infinite position in 1 values (first: message 30, joint elbow)')
+    bags['duplicate_names'] = (write_bag(tmp_path / 'dup_names', messages=series(
+        ts, names=['a', 'b', 'a'])), "duplicate joint names ['a']")
+    partial = write_bag(tmp_path / 'partial', custom={'success': 'true'})
+    (partial / MARKER).write_text('bag not closed')
+    bags['partial'] = (partial, 'partial episode: RECORDING marker present')
+    return bags
+
+
+def test_each_bad_bag_is_named_and_skipped(tmp_path, caplog):
+    bags = _bad_bags(tmp_path)
+    good = write_bag(tmp_path / 'good')
+    failed = write_bag(tmp_path / 'failed', custom={'success': 'false', 'task': 'wave'})
+    report, manifest, _ = build(tmp_path, [b for b, _ in bags.values()] + [good, failed])
+    reasons = {s['bag']: s['reason'] for s in manifest['skipped']}
+    for name, (bag, expected) in bags.items():
+        assert expected in reasons[str(bag)], name
+    assert reasons[str(failed)] == 'left out: success=false'
+    assert [e['bag'] for e in manifest['episodes']] == [str(good)]
+    assert {e['bag'] for e in report.errors} == {str(b) for b, _ in bags.values()}
+    assert 'skipping bag' in caplog.text
+    with pytest.raises(DatasetError, match='strict'):
+        build_dataset([str(bags['nan'][0]), str(good)], config=config(),
+                      output_dir=tmp_path / 'strict', progress=False, strict=True)
+    assert not (tmp_path / 'strict').exists()
+
+
+def test_failed_episodes_are_kept_on_request_and_nothing_usable_fails(tmp_path):
+    failed = write_bag(tmp_path / 'failed', custom={'success': 'false', 'task': 'wave'})
+    with pytest.raises(DatasetError, match='no usable episode'):
+        build_dataset([str(failed)], config=config(), output_dir=tmp_path / 'x', progress=False)
+    _, manifest, _ = build(tmp_path, [failed], config(include_failed=True))
+    assert manifest['episodes'][0]['success'] is False
+    assert manifest['episodes'][0]['task'] == 'wave'
+
+
+# -- output ---------------------------------------------------------------------------------
+def test_output_is_atomic(tmp_path, monkeypatch):
+    bag = write_bag(tmp_path / 'bag')
+
+    def boom(*args, **kwargs):
+        raise OSError('disk full')
+    monkeypatch.setattr(dataset_module.np, 'savez', boom)
+    with pytest.raises(OSError, match='disk full'):
+        build_dataset([str(bag)], config=config(), output_dir=tmp_path / 'out', progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
+
+
+def test_split_is_by_bag_deterministic_and_stats_use_train(tmp_path):
+    folder = tmp_path / 'session'
+    for i in range(6):
+        write_bag(folder / f'episode_{i:04d}', t=stamps(0.5 + 0.1 * i))
+
+    def splits(seed, workers=1, name='d'):
+        out = tmp_path / name
+        build_dataset([str(folder)], config=config(split={'seed': seed, 'val_fraction': 0.34}),
+                      output_dir=out, progress=False, workers=workers, overwrite=True)
+        return load_dataset(out)
+    manifest, arrays = splits(3)
+    again, again_arrays = splits(3, workers=2, name='d2')
+    assert [e['split'] for e in manifest['episodes']] == [e['split'] for e in again['episodes']]
+    assert manifest['fingerprint'] == again['fingerprint']
+    assert [e['split'] for e in manifest['episodes']].count('val') == 2
+    others = {tuple(e['split'] for e in splits(s)[0]['episodes']) for s in range(8)}
+    assert len(others) > 1
+    train = np.isin(arrays['episode'], [i for i, e in enumerate(manifest['episodes'])
+                                        if e['split'] == 'train'])
+    np.testing.assert_allclose(manifest['stats']['action']['mean'],
+                               arrays['actions'][train].mean(0), rtol=1e-5)
+    std = manifest['stats']['observation']['std']
+    assert std[3:] == [1.0, 1.0, 1.0]                # constant velocities: std 1, not 0
+
+
+def test_existing_output_is_refused(tmp_path):
+    bag = write_bag(tmp_path / 'bag')
+    (tmp_path / 'out').mkdir()
+    with pytest.raises(DatasetError, match='exists'):
+        build_dataset([str(bag)], config=config(), output_dir=tmp_path / 'out', progress=False)
+
+
+# -- config, decoding, info -----------------------------------------------------------------
+@pytest.mark.parametrize('data,key', [
+    ({'control_rate_hz': 0}, 'control_rate_hz'), ({'timestamps': 'wall'}, 'timestamps'),
+    ({'action': {'source': 'command'}}, 'action.topic'),
+    ({'action': {'future_steps': 0}}, 'action.future_steps'),
+    ({'gaps': {'polcy': 'split'}}, 'gaps.polcy'), ({'observation': {'fields': ['effort']}},
+                                                   'observation.fields'),
+    ({'split': {'val_fraction': 1.0}}, 'split.val_fraction'),
+    ({'observation': {'joints': ['a', 'a']}}, 'observation.joints')])
+def test_config_errors_name_the_key(data, key):
+    with pytest.raises(DatasetConfigError, match=key.replace('.', r'\.')):
+        DatasetConfig.from_dict(data)
+
+
+def test_shipped_config_loads():
+    from pathlib import Path
+    cfg = DatasetConfig.from_yaml(Path(__file__).resolve().parents[2] / 'config' / 'dataset.yaml')
+    assert cfg == DatasetConfig()
+
+
+def test_bulk_decoder_matches_the_generic_decoder():
+    decoder = JointStateDecoder('/j')
+    names = [f'j{i}' for i in range(30)]
+    rng = np.random.default_rng(0)
+    expected = []
+    for i in range(300):
+        order = names[::-1] if i % 50 == 7 else names      # another layout: the generic path
+        pos, vel = rng.normal(size=30), rng.normal(size=30)
+        expected.append((pos, vel))
+        idx = [names.index(n) for n in order]
+        data = joint_state(i * 1000, order, pos[idx], vel[idx])
+        decoder.add(i, data)
+    series = decoder.finish()
+    assert decoder.fallbacks == 6
+    np.testing.assert_array_equal(series.position, [p for p, _ in expected])
+    np.testing.assert_array_equal(series.velocity, [v for _, v in expected])
+    np.testing.assert_array_equal(series.stamp_ns, np.arange(300) * 1000)
+
+
+def test_dataset_info_and_plots(tmp_path):
+    bag = write_bag(tmp_path / 'bag', t=stamps(skip=(0.8, 1.05)))
+    info = dataset_info([bag])
+    (episode,) = info['episodes']
+    assert episode['gaps'] == [[pytest.approx(0.79), pytest.approx(0.27)]]
+    assert info['joint_ranges']['elbow'] == [pytest.approx(-2.2), pytest.approx(-0.2)]
+    report, _, _ = build(tmp_path, [bag])
+    info = dataset_info(report.output_dir, plot=True)
+    assert len(info['episodes']) == 2 and info['rows'] == report.rows
+    assert sorted(p.rsplit('/', 1)[1] for p in info['plots']) == sorted(
+        f'{j}.png' for j in JOINTS)
+    assert json.loads((report.output_dir / 'manifest.json').read_text())['format_version'] == 1
