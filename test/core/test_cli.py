@@ -104,3 +104,16 @@ def test_export_then_eval(tmp_path):
     figures = json.loads((tmp_path / 'eval.json').read_text())
     np.testing.assert_allclose(figures['rmse_rad'], np.abs(OFFSETS), atol=1e-5)
     assert (tmp_path / 'plots' / 'rmse.png').is_file()
+
+
+def test_dataset_errors_give_one_line_and_exit_1(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    config = tmp_path / 'dataset.yaml'
+    config.write_text('control_rate_hz: 50.0\n')
+    _one_line_error(il_policy('dataset', 'build', tmp_path / 'empty', '--config', config,
+                              '-o', tmp_path / 'dataset'), 'no bags')
+    assert not (tmp_path / 'dataset').exists()
+    config.write_text('control_rate_hz: 50.0\nno_such_key: 1\n')
+    _one_line_error(il_policy('dataset', 'build', tmp_path / 'empty', '--config', config,
+                              '-o', tmp_path / 'dataset'), 'no_such_key')
+    _one_line_error(il_policy('dataset', 'info', tmp_path / 'missing'), 'no such dataset')
