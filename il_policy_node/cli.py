@@ -127,6 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **overrides)
     result = training.train(args.dataset, config=config, run_dir=args.output,
                             resume=args.resume, progress=not args.quiet)
+    if os.environ.get('RANK', '0') != '0':  # under torchrun, rank 0 reports
+        return EXIT_OK
     print(f'{result.run_dir}: {result.epochs} epochs, best epoch {result.best_epoch} '
           f'(val loss {result.best_val_loss:.6g})'
           + (', stopped early' if result.stopped_early else ''))
