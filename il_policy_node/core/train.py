@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -354,7 +355,7 @@ def _check_resume(saved: Mapping[str, Any], config: TrainConfig, fingerprint: st
     if changed:
         raise ConfigError(f'cannot resume: {changed} differ from the run being resumed')
     if saved.get('dataset_fingerprint') != fingerprint:
-        raise ConfigError('cannot resume: the dataset fingerprint differs from the run\'s')
+        raise ConfigError('cannot resume: the dataset fingerprint differs from the one of the run')
 
 
 def train(dataset_dir: str | Path, *, config: TrainConfig, run_dir: str | Path,
@@ -449,7 +450,7 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
                 # Gradient of the global-batch mean: DDP averages over ranks, hence * world.
                 scale = world / (global_rows.shape[0] * data.chunk_size)
                 obs, act = data.batch(global_rows[rank::world])
-                squared = torch.sum((net(obs) - act) ** 2)
+                squared = F.mse_loss(net(obs), act, reduction='sum')
                 optimizer.zero_grad(set_to_none=True)
                 (squared * scale).backward()
                 optimizer.step()

@@ -15,57 +15,9 @@ import torch
 import il_policy_node.core.train as train_module
 from il_policy_node.core.train import ConfigError, TrainConfig, load_run, read_metrics, train
 from il_policy_node.core.training_data import DatasetError, load_windows, window_indices
+from test.support.training_data import JOINTS, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-RATE = 50.0
-JOINTS = ['a', 'b']
-
-
-def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actions=None,
-                  episode=None) -> Path:
-    """A contract dataset: two joints on sinusoids; action = next position (future_state)."""
-    path.mkdir(parents=True, exist_ok=True)
-    starts = np.cumsum((0,) + tuple(lengths))[:-1]
-    if obs is None:
-        pos, vel, act = [], [], []
-        for e, n in enumerate(lengths):
-            t = np.arange(n + 1) / RATE
-            freq, phase = 0.5 + 0.1 * e, 0.7 * e
-            q = np.stack([np.sin(2 * np.pi * freq * t + phase),
-                          0.5 * np.cos(2 * np.pi * freq * t + 2 * phase)], axis=1)
-            dq = np.gradient(q, 1 / RATE, axis=0)
-            pos.append(q[:-1])
-            vel.append(dq[:-1])
-            act.append(q[1:])
-        obs = np.concatenate([np.concatenate(pos), np.concatenate(vel)], axis=1)
-        actions = np.concatenate(act)
-    obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
-    if episode is None:
-        episode = np.repeat(np.arange(len(lengths)), lengths)
-    splits = ['val' if e in val else 'train' for e in range(len(lengths))]
-    train_rows = np.concatenate([np.arange(s, s + n) for s, n, sp in
-                                 zip(starts, lengths, splits) if sp == 'train'])
-    stats = {'observation': {'mean': obs[train_rows].mean(0).tolist(),
-                             'std': obs[train_rows].std(0).tolist()},
-             'action': {'mean': actions[train_rows].mean(0).tolist(),
-                        'std': actions[train_rows].std(0).tolist()}}
-    manifest = {
-        'format_version': 1, 'created': '2026-01-01T00:00:00Z', 'control_rate_hz': RATE,
-        'config': {}, 'observation': {'topic': '/joint_states', 'joints': JOINTS,
-                                      'fields': ['position', 'velocity']},
-        'action': {'joints': JOINTS, 'source': 'future_state', 'topic': None,
-                   'future_steps': 1},
-        'timestamps': 'header', 'fingerprint': '0123456789abcdef', 'stats': stats,
-        'episodes': [{'name': f'ep{e}', 'bag': f'bag{e}', 'bag_fingerprint': 'x',
-                      'split': splits[e], 'start': int(s), 'length': int(n),
-                      'duration_s': n / RATE, 'success': True, 'task': None, 'segment': 0}
-                     for e, (s, n) in enumerate(zip(starts, lengths))],
-        'skipped': [], 'splits': {'seed': 0, 'val_fraction': 0.2}}
-    (path / 'manifest.json').write_text(json.dumps(manifest))
-    time = np.concatenate([np.arange(n) / RATE for n in lengths])
-    np.savez(path / 'data.npz', observations=obs, actions=actions,
-             episode=np.asarray(episode, np.int32), time=time)
-    return path
 
 
 @pytest.fixture(scope='module')
