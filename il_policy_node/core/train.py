@@ -501,6 +501,10 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
     if ctx.main:
         _write_metrics(run_dir / METRICS_FILE, metrics)
         plot_losses(metrics, run_dir / 'loss.png')
+    if ctx.world > 1:
+        # Every rank returns once the run directory is complete, and no rank tears the group
+        # down while a peer still talks to it (gloo aborts on a connection closed mid-use).
+        dist.barrier()
     last = metrics[-1] if metrics else {'train_loss': math.nan, 'val_loss': math.nan}
     return RunResult(run_dir=run_dir, epochs=len(metrics), best_epoch=best_epoch,
                      best_val_loss=best_val, final_train_loss=last['train_loss'],

@@ -201,19 +201,40 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
     config = dict(FAST, epochs=3, batch_size=50)  # an odd last batch: 640 train rows
     script = tmp_path / 'run_ddp.py'
     script.write_text(textwrap.dedent(f'''
-        import sys
-        from il_policy_node.core.train import TrainConfig, train
-        train(sys.argv[1], config=TrainConfig(**{config!r}), run_dir=sys.argv[2],
-              progress=False)
+        import json, sys
+        import il_policy_node.core.train as core
+        from il_policy_node.core.training_data import WindowedData
+        seen, real_batch, real_setup = [], WindowedData.batch, core._setup
+
+        def counting_batch(self, rows):
+            seen.append(int(rows.shape[0]))
+            return real_batch(self, rows)
+
+        def recording_setup(device):
+            ctx = core._setup_seen = real_setup(device)
+            return ctx
+
+        WindowedData.batch, core._setup = counting_batch, recording_setup
+        core.train(sys.argv[1], config=core.TrainConfig(**{config!r}), run_dir=sys.argv[2],
+                   progress=False)
+        ctx = core._setup_seen
+        with open(f'{{sys.argv[3]}}.{{ctx.rank}}', 'w') as stream:
+            json.dump({{'world': ctx.world, 'rows': seen}}, stream)
     '''))
     env = dict(os.environ, MASTER_ADDR='127.0.0.1', GLOO_SOCKET_IFNAME='lo',
                OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
          '--master_addr=127.0.0.1', f'--master_port={_free_port()}', str(script),
-         str(dataset), str(tmp_path / 'ddp')],
+         str(dataset), str(tmp_path / 'ddp'), str(tmp_path / 'seen')],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f'seen.{r}').read_text()) for r in (0, 1)]
+    assert [r['world'] for r in ranks] == [2, 2]
+    # Each step, each rank takes half of the global batch of 50 (val batches come after).
+    steps = -(-640 // 50)
+    assert ranks[0]['rows'][:steps] == [25] * (steps - 1) + [20]
+    assert ranks[1]['rows'][:steps] == [25] * (steps - 1) + [20]
     single = train(dataset, config=TrainConfig(**config), run_dir=tmp_path / 'one',
                    progress=False)
     ddp_metrics = read_metrics(tmp_path / 'ddp')
