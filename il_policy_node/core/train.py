@@ -404,7 +404,9 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
                               f'another directory')
     if ctx.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(json.dumps(run_config, indent=2) + '\n')
+        tmp = run_dir / f'.{CONFIG_FILE}.tmp'  # other ranks may be reading it on --resume
+        tmp.write_text(json.dumps(run_config, indent=2) + '\n')
+        os.replace(tmp, run_dir / CONFIG_FILE)
 
     torch.manual_seed(config.seed)
     model = build_model(config, data.obs_size, data.chunk_size).to(ctx.device)

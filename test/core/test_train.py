@@ -245,3 +245,42 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
     for key, value in _weights(tmp_path / 'one').items():
         torch.testing.assert_close(_weights(tmp_path / 'ddp')[key], value, rtol=1e-4,
                                    atol=1e-5)
+
+
+def test_early_stopping_on_validation_loss(dataset, tmp_path):
+    # After epoch 1 the step schedule drops lr to 1e-15: the weights stop changing, so the
+    # validation loss never improves again and patience 2 stops the run after epoch 3.
+    config = TrainConfig(**{**FAST, 'epochs': 10, 'patience': 2, 'lr_schedule': 'step',
+                            'lr_step_epochs': 1, 'lr_gamma': 1e-12})
+    result = train(dataset, config=config, run_dir=tmp_path / 'run', progress=False)
+    assert (result.epochs, result.best_epoch, result.stopped_early) == (3, 1, True)
+    again = train(dataset, config=config, run_dir=tmp_path / 'run', resume=True,
+                  progress=False)
+    assert again.epochs == 3 and again.stopped_early
+
+
+def test_exported_run_reproduces_the_model_on_raw_data(dataset, tmp_path):
+    from il_policy_node.core.artifact import load_policy
+    from il_policy_node.core.export import export_policy
+
+    run_dir = tmp_path / 'run'
+    train(dataset, config=TrainConfig(**{**FAST, 'epochs': 2}), run_dir=run_dir,
+          progress=False)
+    model, info = load_run(run_dir)
+    raw, _ = load_windows(dataset, history=info.history, horizon=info.horizon, normalize=False)
+    obs, act = raw.batch(raw.splits['val'])
+    path = export_policy(model, tmp_path / 'policy.pt', joint_names=info.dataset.action_joints,
+                         observation=info.observation_spec, action_horizon=info.horizon,
+                         control_rate_hz=info.dataset.control_rate_hz,
+                         obs_mean=info.obs_mean, obs_std=info.obs_std,
+                         action_mean=info.action_mean, action_std=info.action_std,
+                         dataset_fingerprint=info.dataset.fingerprint,
+                         check_inputs=obs[:64].numpy())
+    policy = load_policy(path)
+    with torch.no_grad():
+        normalized = (obs - torch.as_tensor(info.obs_mean)) / torch.as_tensor(info.obs_std)
+        want = model(normalized).reshape(-1, info.horizon, info.action_size) \
+            * torch.as_tensor(info.action_std) + torch.as_tensor(info.action_mean)
+        got = policy.module(obs)
+    assert policy.metadata.observation.history == 2 and policy.metadata.action_horizon == 3
+    torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
