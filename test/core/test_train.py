@@ -252,7 +252,7 @@ def test_early_stopping_on_validation_loss(dataset, tmp_path):
     # validation loss never improves again and patience 2 stops the run after epoch 3.
     config = TrainConfig(**{**FAST, 'epochs': 10, 'patience': 2, 'lr_schedule': 'step',
                             'lr_step_epochs': 1, 'lr_gamma': 1e-12})
-    result = train(dataset, config=config, run_dir=tmp_path / 'run', progress=False)
+    result = train(dataset, config=config, run_dir=tmp_path / 'run', progress=True)
     assert (result.epochs, result.best_epoch, result.stopped_early) == (3, 1, True)
     again = train(dataset, config=config, run_dir=tmp_path / 'run', resume=True,
                   progress=False)
