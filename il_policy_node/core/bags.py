@@ -107,8 +107,30 @@ class JointStateLayout:
     n_position: int
     velocity: int
     n_velocity: int
-    check: np.ndarray = field(repr=False)     # byte indices that must equal the template
-    template: np.ndarray = field(repr=False)  # the template's bytes at ``check``
+    # byte ranges that must equal the template's: length fields and joint names, never
+    # alignment padding (serializers leave it uninitialized) nor frame_id's text
+    check: tuple[tuple[int, int], ...] = field(repr=False)
+    template: np.ndarray = field(repr=False)  # the first message's bytes
+
+    def matches(self, rows: np.ndarray) -> np.ndarray:
+        """Which rows (messages of this size as a byte matrix) share the layout.
+
+        Fast path: a few wide ranges that include the padding between names (usually equal
+        to the template's); rows that differ there get the exact check without padding.
+        """
+        ok = _equal_in(rows, self.template, _merge_ranges(self.check, gap=4))
+        if not ok.all():
+            differ = np.flatnonzero(~ok)
+            ok[differ] = _equal_in(rows[differ], self.template, self.check)
+        return ok
+
+
+def _equal_in(rows: np.ndarray, template: np.ndarray,
+              ranges: tuple[tuple[int, int], ...]) -> np.ndarray:
+    ok = np.ones(len(rows), bool)
+    for start, end in ranges:
+        ok &= (rows[:, start:end] == template[start:end]).all(axis=1)
+    return ok
 
 
 def _align(pos: int, n: int) -> int:
@@ -125,7 +147,7 @@ def parse_joint_state_layout(buf: bytes) -> JointStateLayout:
     pos += 4 + u32(buf, pos)[0]                      # header.frame_id
     pos = _align(pos, 4)
     count = u32(buf, pos)[0]
-    names_start = pos
+    check = [(12, 16), (pos, pos + 4)]               # frame_id length, name count
     pos += 4
     names = []
     for _ in range(count):
@@ -134,23 +156,33 @@ def parse_joint_state_layout(buf: bytes) -> JointStateLayout:
         if length == 0 or pos + 4 + length > len(buf):
             raise ValueError('bad string in name')
         names.append(buf[pos + 4:pos + 3 + length].decode())
+        check.append((pos, pos + 4 + length))       # length and text of the name
         pos += 4 + length
     arrays = []
-    check = [np.arange(12, 16), np.arange(names_start, pos)]
     for _ in range(3):                               # position, velocity, effort
         start = _align(pos, 4)
         n = u32(buf, start)[0]
+        check.append((start, start + 4))             # the array's length
         data = _align(start + 4, 8) if n else start + 4
-        check.append(np.arange(pos, data))           # padding, length, padding
         arrays.append((data, n))
         pos = data + 8 * n
         if pos > len(buf):
             raise ValueError('arrays run past the end of the message')
-    index = np.unique(np.concatenate(check))
-    raw = np.frombuffer(buf, np.uint8)
     return JointStateLayout(
         size=len(buf), names=tuple(names), position=arrays[0][0], n_position=arrays[0][1],
-        velocity=arrays[1][0], n_velocity=arrays[1][1], check=index, template=raw[index])
+        velocity=arrays[1][0], n_velocity=arrays[1][1], check=_merge_ranges(check),
+        template=np.frombuffer(buf, np.uint8))
+
+
+def _merge_ranges(ranges, gap: int = 0) -> tuple[tuple[int, int], ...]:
+    """Sorted ranges with those closer than ``gap`` bytes joined (the gap included)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start - merged[-1][1] < max(gap, 1):
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 @dataclass
@@ -245,7 +277,7 @@ class JointStateDecoder:
                 continue
             block = raw if len(rows) == n else [raw[i] for i in rows]
             mat = np.frombuffer(b''.join(block), np.uint8).reshape(len(rows), int(size))
-            ok = (mat[:, layout.check] == layout.template).all(axis=1)
+            ok = layout.matches(mat)
             good = rows[ok]
             mat = mat[ok]
             sec = mat[:, 4:8].copy().view('<i4')[:, 0].astype(np.int64)
