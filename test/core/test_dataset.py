@@ -10,7 +10,7 @@ from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlu
 from rosbags.typesys import Stores, get_typestore
 
 from il_policy_node.core import dataset as dataset_module
-from il_policy_node.core.bags import JointStateDecoder
+from il_policy_node.core.bags import JointStateDecoder, parse_joint_state_layout
 from il_policy_node.core.dataset import (
     DatasetConfig,
     DatasetConfigError,
@@ -420,3 +420,25 @@ def test_dataset_info_and_plots(tmp_path):
     assert sorted(p.rsplit('/', 1)[1] for p in info['plots']) == sorted(
         f'{j}.png' for j in JOINTS)
     assert json.loads((report.output_dir / 'manifest.json').read_text())['format_version'] == 1
+
+
+def test_garbage_in_alignment_padding_keeps_the_bulk_path():
+    """Serializers leave padding bytes uninitialized: they must not force the slow path."""
+    names = ['a', 'bb', 'ccc', 'dddd', 'eeeee']       # string lengths that need padding
+    first = joint_state(0, names, np.arange(5.0), np.zeros(5))
+    layout = parse_joint_state_layout(first)
+    checked = np.zeros(len(first), bool)
+    for start, end in layout.check:
+        checked[start:end] = True
+    names_end = layout.check[-3][0]                     # the position array's length field
+    padding = [i for i in range(layout.check[1][0], names_end) if not checked[i]]
+    assert padding, 'the names should need padding'
+    decoder = JointStateDecoder('/j')
+    for i in range(100):
+        data = bytearray(joint_state(i, names, np.arange(5.0) + i, np.zeros(5)))
+        for p in padding:
+            data[p] = (0xAB + i) % 256
+        decoder.add(i, bytes(data))
+    series = decoder.finish()
+    assert decoder.fallbacks == 0
+    np.testing.assert_array_equal(series.position, np.arange(5.0) + np.arange(100)[:, None])
