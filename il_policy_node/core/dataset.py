@@ -3,6 +3,7 @@
 - ``DatasetConfig``: config/dataset.yaml, validated once; errors name the key.
 - ``load_episode``: one bag -> aligned segments on the control-rate grid (runs in a worker).
 - ``build_dataset``: every bag in worker processes, splits, statistics, atomic output.
+- ``load_dataset``: a dataset directory, read and checked (the one reader of the format).
 - ``dataset_info``: a summary of a dataset directory (or of bags) and optional PNG plots.
 """
 from __future__ import annotations
@@ -43,8 +44,12 @@ FIELDS = ('position', 'velocity')
 MIN_STD = 1e-6                   # a column with a smaller std is normalized with std 1
 
 
-class DatasetError(RuntimeError):
-    """The build cannot produce a dataset (or strict mode refused a bad bag)."""
+class PipelineError(ValueError):
+    """A dataset, run or policy of the offline pipeline that cannot be built or used."""
+
+
+class DatasetError(PipelineError):
+    """A dataset that cannot be built or read (or a bad bag in strict mode)."""
 
 
 class DatasetConfigError(ValueError):
@@ -606,19 +611,125 @@ def _write_atomically(output_dir: Path, manifest: dict[str, Any],
 
 
 # -- reading and summarizing ----------------------------------------------------------------
-def load_dataset(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(manifest, arrays) of a dataset directory."""
+MANIFEST_FILE = 'manifest.json'
+DATA_FILE = 'data.npz'
+ARRAYS = ('observations', 'actions', 'episode', 'time')
+SPLITS = ('train', 'val')
+_MANIFEST_KEYS = ('fingerprint', 'control_rate_hz', 'observation', 'action', 'stats',
+                  'episodes')
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset directory in memory: its manifest and its arrays (checked by load_dataset)."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    observations: np.ndarray
+    actions: np.ndarray
+    episode: np.ndarray
+    time: np.ndarray
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {key: getattr(self, key) for key in ARRAYS}
+
+    @property
+    def obs_joints(self) -> list[str]:
+        return list(self.manifest['observation']['joints'])
+
+    @property
+    def obs_fields(self) -> list[str]:
+        return list(self.manifest['observation']['fields'])
+
+    @property
+    def action_joints(self) -> list[str]:
+        return list(self.manifest['action']['joints'])
+
+    @property
+    def control_rate_hz(self) -> float:
+        return float(self.manifest['control_rate_hz'])
+
+    def episodes(self, split: str | None = None) -> list[tuple[int, Mapping[str, Any]]]:
+        """(index, episode entry) pairs, optionally only those of one split."""
+        return [(i, e) for i, e in enumerate(self.manifest['episodes'])
+                if split is None or e['split'] == split]
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read and check a dataset directory; DatasetError names what is missing or inconsistent."""
     path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f'{path}: no such dataset directory')
+    manifest_path, data_path = path / MANIFEST_FILE, path / DATA_FILE
+    for required in (manifest_path, data_path):
+        if not required.is_file():
+            raise DatasetError(f'{path}: not a dataset directory ({required.name} is missing)')
     try:
-        manifest = json.loads((path / 'manifest.json').read_text(encoding='utf-8'))
-        with np.load(path / 'data.npz') as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f'{path} is not a dataset directory: {exc}') from None
+        manifest = json.loads(manifest_path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f'{manifest_path}: not valid JSON ({exc})') from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f'{manifest_path}: not a JSON object')
     if manifest.get('format_version') != FORMAT_VERSION:
-        raise DatasetError(f'{path}: format_version {manifest.get("format_version")!r}, '
-                           f'expected {FORMAT_VERSION}')
-    return manifest, arrays
+        raise DatasetError(f'{manifest_path}: unsupported format_version '
+                           f'{manifest.get("format_version")!r} (expected {FORMAT_VERSION})')
+    missing = [k for k in _MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise DatasetError(f'{manifest_path}: missing {missing}')
+    try:
+        with np.load(data_path) as data:
+            arrays = {key: data[key] for key in ARRAYS}
+    except KeyError as exc:
+        raise DatasetError(f'{data_path}: array {exc.args[0]} is missing') from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f'{data_path}: cannot read ({exc})') from None
+    try:
+        _check(manifest, arrays)
+    except (KeyError, TypeError) as exc:
+        raise DatasetError(f'{manifest_path}: malformed ({type(exc).__name__}: {exc})') from None
+    except DatasetError as exc:
+        raise DatasetError(f'{path}: {exc}') from None
+    return Dataset(path=path, manifest=manifest, **arrays)
+
+
+def _check(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """Shapes, statistics, episode ranges and finiteness of a dataset against its manifest."""
+    rows = len(arrays['observations'])
+    if any(a.ndim < 1 or len(a) != rows for a in arrays.values()):
+        raise DatasetError(f'{DATA_FILE}: arrays have different lengths')
+    frame = len(manifest['observation']['fields']) * len(manifest['observation']['joints'])
+    joints = len(manifest['action']['joints'])
+    for key, size in (('observations', frame), ('actions', joints)):
+        if arrays[key].shape != (rows, size):
+            raise DatasetError(f'{key} have shape {arrays[key].shape}, expected '
+                               f'[{rows}, {size}] (manifest)')
+    if arrays['episode'].shape != (rows,):
+        raise DatasetError(f'episode has shape {arrays["episode"].shape}, expected [{rows}]')
+    for name, size in (('observation', frame), ('action', joints)):
+        for stat in ('mean', 'std'):
+            got = len(manifest['stats'][name][stat])
+            if got != size:
+                raise DatasetError(f'manifest stats.{name}.{stat} has {got} values, '
+                                   f'expected {size}')
+    episodes = manifest['episodes']
+    for e in episodes:
+        start, length = e['start'], e['length']
+        if length < 1 or start < 0 or start + length > rows:
+            raise DatasetError(f'manifest episode {e.get("name")!r} rows {start}..'
+                               f'{start + length} are outside the {rows} rows of {DATA_FILE}')
+    unknown = sorted({str(e['split']) for e in episodes} - set(SPLITS))
+    if unknown:
+        raise DatasetError(f'manifest episodes have unknown splits {unknown}')
+    lengths = np.array([e['length'] for e in episodes], np.int64)
+    owner = np.repeat(np.arange(len(episodes)), lengths)
+    covered = np.concatenate([np.arange(e['start'], e['start'] + e['length'])
+                              for e in episodes]) if episodes else np.zeros(0, np.int64)
+    if not np.array_equal(arrays['episode'][covered], owner):
+        raise DatasetError('the episode array disagrees with the manifest episodes '
+                           '(start/length)')
+    if not (np.isfinite(arrays['observations']).all() and np.isfinite(arrays['actions']).all()):
+        raise DatasetError(f'{DATA_FILE} holds non-finite values')
 
 
 def dataset_info(path: str | Path | Sequence[str | Path], *, plot: bool = False,
@@ -637,7 +748,8 @@ def dataset_info(path: str | Path | Sequence[str | Path], *, plot: bool = False,
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if len(paths) == 1 and (Path(paths[0]) / 'manifest.json').is_file():
-        manifest, arrays = load_dataset(paths[0])
+        data = load_dataset(paths[0])
+        manifest, arrays = data.manifest, data.arrays
         info = _info_from_dataset(manifest, arrays)
         default_dir = Path(paths[0]) / 'plots'
     else:
@@ -767,6 +879,6 @@ def _plot(manifest: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path)
     return written
 
 
-__all__ = ['BuildReport', 'DatasetConfig', 'DatasetConfigError', 'DatasetError',
-           'EpisodeResult', 'build_dataset', 'dataset_info', 'format_info', 'load_dataset',
-           'load_episode']
+__all__ = ['BuildReport', 'Dataset', 'DatasetConfig', 'DatasetConfigError', 'DatasetError',
+           'EpisodeResult', 'PipelineError', 'build_dataset', 'dataset_info', 'format_info',
+           'load_dataset', 'load_episode']

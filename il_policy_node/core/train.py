@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from il_policy_node.core.dataset import PipelineError
 from il_policy_node.core.models import seed_mlp
 from il_policy_node.core.observation import ObservationSpec
 from il_policy_node.core.training_data import DatasetInfo, WindowedData, load_windows
@@ -211,8 +212,12 @@ def load_run(run_dir: str | Path, *, checkpoint: str = BEST,
     """
     run_dir = Path(run_dir)
     path = run_dir / 'checkpoints' / checkpoint
+    if not run_dir.is_dir():
+        raise PipelineError(f'{run_dir}: no such run directory')
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise PipelineError(f'{run_dir}: not a run directory ({CONFIG_FILE} is missing)')
     if not path.is_file():
-        raise FileNotFoundError(f'{path} not found: not a finished run directory?')
+        raise PipelineError(f'{path}: no such checkpoint (has training finished an epoch?)')
     run_config = json.loads((run_dir / CONFIG_FILE).read_text())
     config = TrainConfig.from_mapping(run_config['train'])
     state = torch.load(path, map_location=map_location, weights_only=False)

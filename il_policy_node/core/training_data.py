@@ -7,22 +7,16 @@ as index arrays ``[N, k]`` and ``[N, H]``; a batch is two tensor gathers, no per
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-MANIFEST_FILE = 'manifest.json'
-DATA_FILE = 'data.npz'
-SPLITS = ('train', 'val')
+from il_policy_node.core.dataset import SPLITS, DatasetError, load_dataset
+
 MIN_STD = 1e-6  # the same floor as core/export.py NormalizedPolicy
-
-
-class DatasetError(ValueError):
-    """A dataset directory that does not follow the contract; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,19 @@ class DatasetInfo:
                 'obs_mean': self.obs_mean.tolist(), 'obs_std': self.obs_std.tolist(),
                 'action_mean': self.action_mean.tolist(),
                 'action_std': self.action_std.tolist()}
+
+    @classmethod
+    def from_manifest(cls, path: str | Path, manifest: Mapping[str, Any]) -> 'DatasetInfo':
+        """The joints, fields, rate, fingerprint and statistics of a checked manifest."""
+        obs, action, stats = manifest['observation'], manifest['action'], manifest['stats']
+        return cls(path=str(path), fingerprint=str(manifest['fingerprint']),
+                   control_rate_hz=float(manifest['control_rate_hz']),
+                   obs_joints=tuple(obs['joints']), obs_fields=tuple(obs['fields']),
+                   action_joints=tuple(action['joints']),
+                   obs_mean=np.asarray(stats['observation']['mean'], np.float32),
+                   obs_std=np.asarray(stats['observation']['std'], np.float32),
+                   action_mean=np.asarray(stats['action']['mean'], np.float32),
+                   action_std=np.asarray(stats['action']['std'], np.float32))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> 'DatasetInfo':
@@ -118,91 +125,22 @@ class WindowedData:
                             {k: v.to(device) for k, v in self.splits.items()})
 
 
-def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
-    path = Path(dataset_dir) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f'{path} not found: not a dataset directory') from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f'{path} is not valid JSON: {exc}') from None
-    if manifest.get('format_version') != 1:
-        raise DatasetError(f'{path}: unsupported format_version '
-                           f'{manifest.get("format_version")!r} (expected 1)')
-    return manifest
-
-
-def dataset_info(dataset_dir: str | Path, manifest: dict[str, Any] | None = None) -> DatasetInfo:
-    """Read the joints, fields, rate, fingerprint and statistics of a dataset directory."""
-    manifest = read_manifest(dataset_dir) if manifest is None else manifest
-    try:
-        obs, action, stats = manifest['observation'], manifest['action'], manifest['stats']
-        info = DatasetInfo(
-            path=str(dataset_dir), fingerprint=str(manifest['fingerprint']),
-            control_rate_hz=float(manifest['control_rate_hz']),
-            obs_joints=tuple(obs['joints']), obs_fields=tuple(obs['fields']),
-            action_joints=tuple(action['joints']),
-            obs_mean=np.asarray(stats['observation']['mean'], np.float32),
-            obs_std=np.asarray(stats['observation']['std'], np.float32),
-            action_mean=np.asarray(stats['action']['mean'], np.float32),
-            action_std=np.asarray(stats['action']['std'], np.float32))
-    except KeyError as exc:
-        raise DatasetError(f'{dataset_dir}/{MANIFEST_FILE} is missing {exc.args[0]!r}') from None
-    for name, size in (('observation', info.frame_size), ('action', info.action_size)):
-        for stat in ('mean', 'std'):
-            got = getattr(info, f'{"obs" if name == "observation" else "action"}_{stat}').size
-            if got != size:
-                raise DatasetError(f'manifest stats.{name}.{stat} has {got} values, '
-                                   f'expected {size}')
-    return info
-
-
 def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
                  normalize: bool = True) -> tuple[WindowedData, DatasetInfo]:
-    """Load a dataset directory into CPU tensors with window indices; check it on the way."""
-    manifest = read_manifest(dataset_dir)
-    info = dataset_info(dataset_dir, manifest)
-    path = Path(dataset_dir) / DATA_FILE
-    try:
-        with np.load(path) as data:
-            observations = np.asarray(data['observations'], np.float32)
-            actions = np.asarray(data['actions'], np.float32)
-            episode = np.asarray(data['episode'])
-    except FileNotFoundError:
-        raise DatasetError(f'{path} not found') from None
-    except KeyError as exc:
-        raise DatasetError(f'{path} has no array {exc.args[0]}') from None
+    """Load a dataset directory (checked by core/dataset.py load_dataset) into CPU tensors."""
+    dataset = load_dataset(dataset_dir)
+    info = DatasetInfo.from_manifest(dataset_dir, dataset.manifest)
+    observations = np.asarray(dataset.observations, np.float32)
+    actions = np.asarray(dataset.actions, np.float32)
+    episodes = dataset.manifest['episodes']
     n = observations.shape[0]
-    if observations.ndim != 2 or observations.shape[1] != info.frame_size:
-        raise DatasetError(f'observations have shape {observations.shape}, expected '
-                           f'[N, {info.frame_size}]')
-    if actions.shape != (n, info.action_size):
-        raise DatasetError(f'actions have shape {actions.shape}, expected '
-                           f'[{n}, {info.action_size}]')
-    if episode.shape != (n,):
-        raise DatasetError(f'episode has shape {episode.shape}, expected [{n}]')
-
-    episodes = manifest.get('episodes') or []
     starts = np.array([e['start'] for e in episodes], np.int64)
     lengths = np.array([e['length'] for e in episodes], np.int64)
-    if len(episodes) and (lengths.min() < 1 or starts.min() < 0
-                          or (starts + lengths).max() > n):
-        raise DatasetError('manifest episodes have rows outside the arrays')
-    owner = np.repeat(np.arange(len(episodes)), lengths)
     rows = np.concatenate([np.arange(s, s + m) for s, m in zip(starts, lengths)]) \
         if len(episodes) else np.zeros(0, np.int64)
-    if not np.array_equal(episode[rows], owner):
-        raise DatasetError('the episode array disagrees with the manifest episodes '
-                           '(start/length)')
-    if not (np.isfinite(observations).all() and np.isfinite(actions).all()):
-        raise DatasetError(f'{path} holds non-finite values')
-
     hist, chunk = window_indices(starts, lengths, history, horizon)
-    split_of = np.repeat(np.array([e.get('split', 'train') for e in episodes] or ['train']),
+    split_of = np.repeat(np.array([e['split'] for e in episodes] or ['train']),
                          lengths if len(episodes) else 0)
-    unknown = sorted(set(split_of) - set(SPLITS))
-    if unknown:
-        raise DatasetError(f'manifest episodes have unknown splits {unknown}')
     # Window tables are indexed by row position in the arrays; rows not in any episode keep
     # identity windows and are in no split.
     hist_full = np.repeat(np.arange(n, dtype=np.int64)[:, None], history, axis=1)
@@ -217,3 +155,6 @@ def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
                         torch.from_numpy(np.ascontiguousarray(actions, np.float32)),
                         torch.from_numpy(hist_full), torch.from_numpy(chunk_full), splits)
     return data, info
+
+
+__all__ = ['DatasetError', 'DatasetInfo', 'WindowedData', 'load_windows', 'window_indices']

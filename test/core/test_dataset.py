@@ -132,8 +132,8 @@ def build(tmp_path, bags, cfg=None, **kwargs):
     out = tmp_path / 'dataset'
     report = build_dataset([str(b) for b in bags], config=cfg or config(), output_dir=out,
                            progress=False, **kwargs)
-    manifest, arrays = load_dataset(out)
-    return report, manifest, arrays
+    data = load_dataset(out)
+    return report, data.manifest, data.arrays
 
 
 def grid(rows):
@@ -346,7 +346,8 @@ def test_split_is_by_bag_deterministic_and_stats_use_train(tmp_path):
         out = tmp_path / name
         build_dataset([str(folder)], config=config(split={'seed': seed, 'val_fraction': 0.34}),
                       output_dir=out, progress=False, workers=workers, overwrite=True)
-        return load_dataset(out)
+        data = load_dataset(out)
+        return data.manifest, data.arrays
     manifest, arrays = splits(3)
     again, again_arrays = splits(3, workers=2, name='d2')
     assert [e['split'] for e in manifest['episodes']] == [e['split'] for e in again['episodes']]

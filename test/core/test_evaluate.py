@@ -12,10 +12,10 @@ from il_policy_node.core.evaluate import (
     PipelineError,
     evaluate_open_loop,
     export_run,
-    history_windows,
     load_dataset,
 )
 from il_policy_node.core.runtime import PolicyRuntime
+from il_policy_node.core.training_data import window_indices
 from test.support.pipeline import (
     JOINTS,
     OFFSETS,
@@ -54,7 +54,8 @@ def test_export_round_trip_metadata_and_outputs(tmp_path, dataset):
 
     data = load_dataset(dataset)
     stats = data.manifest['stats']
-    obs = history_windows(data.observations, 0, 60, 2).astype(np.float32)
+    index, _ = window_indices([0], [60], 2, 1)
+    obs = data.observations[index].reshape(60, -1).astype(np.float32)
     obs_mean = np.tile(stats['observation']['mean'], 2)
     obs_std = np.tile(stats['observation']['std'], 2)
     with torch.no_grad():
@@ -65,11 +66,11 @@ def test_export_round_trip_metadata_and_outputs(tmp_path, dataset):
     np.testing.assert_allclose(exported, eager, atol=1e-5)
 
 
-def test_history_windows_pad_with_the_first_frame():
+def test_export_check_inputs_pad_with_the_first_frame():
     observations = np.arange(10, dtype=np.float32)[:, None]
-    windows = history_windows(observations, 2, 5, 3)
-    np.testing.assert_array_equal(windows, [[2, 2, 2], [2, 2, 3], [2, 3, 4], [3, 4, 5],
-                                            [4, 5, 6]])
+    index, _ = window_indices([2], [5], 3, 1)
+    np.testing.assert_array_equal(observations[index].reshape(5, -1),
+                                  [[2, 2, 2], [2, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]])
 
 
 def test_exported_policy_loads_in_the_policy_node_loader(tmp_path, dataset):

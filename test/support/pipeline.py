@@ -8,7 +8,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from il_policy_node.core.dataset import load_dataset
 from il_policy_node.core.models import seed_mlp
+from il_policy_node.core.train import TrainConfig
+from il_policy_node.core.training_data import DatasetInfo
 
 JOINTS = ['j1', 'j2']
 FIELDS = ['position', 'velocity']
@@ -68,18 +71,23 @@ def write_dataset(path: Path, *, episodes: int = 4, rows: int = 60, val: Sequenc
 
 def write_run(path: Path, dataset: Path, model: torch.nn.Module, *, history: int, horizon: int,
               hidden: Sequence[int]) -> Path:
-    """A run directory with config.json and checkpoints/best.pt holding ``model``'s weights."""
+    """A run directory as train() writes it, with ``model``'s weights in checkpoints/best.pt."""
     (path / 'checkpoints').mkdir(parents=True)
-    frame = len(FIELDS) * len(JOINTS)
-    config = {'train': {'epochs': 1}, 'dataset': str(dataset),
-              'dataset_fingerprint': 'abcdef0123456789',
-              'model': {'kind': 'mlp', 'hidden': list(hidden), 'dropout': 0.0,
-                        'history': history, 'horizon': horizon, 'obs_size': history * frame,
-                        'action_size': horizon * len(JOINTS)},
-              'seed': 0}
-    (path / 'config.json').write_text(json.dumps(config, indent=2))
-    torch.save({'model': model.state_dict(), 'optimizer': {}, 'scheduler': None, 'epoch': 0,
-                'best_val': 0.0, 'rng': None}, path / 'checkpoints' / 'best.pt')
+    config = TrainConfig(hidden=tuple(hidden), history=history, horizon=horizon, epochs=1)
+    data = load_dataset(dataset)
+    info = DatasetInfo.from_manifest(dataset, data.manifest)
+    run_config = {'train': config.to_dict(), 'dataset': str(dataset.resolve()),
+                  'dataset_fingerprint': info.fingerprint,
+                  'model': {'kind': 'mlp', 'hidden': list(hidden), 'dropout': 0.0,
+                            'history': history, 'horizon': horizon,
+                            'obs_size': history * info.frame_size,
+                            'action_size': horizon * info.action_size},
+                  'seed': config.seed}
+    (path / 'config.json').write_text(json.dumps(run_config, indent=2))
+    torch.save({'model': model.state_dict(), 'optimizer': {}, 'scheduler': None, 'epoch': 1,
+                'best_val': 0.0, 'best_epoch': 1, 'bad_epochs': 0, 'val_loss': 0.0,
+                'rng': None, 'metrics': [], 'dataset_info': info.to_dict(),
+                'config': run_config}, path / 'checkpoints' / 'best.pt')
     return path
 
 
