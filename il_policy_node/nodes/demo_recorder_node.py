@@ -40,7 +40,7 @@ from il_policy_node.core.recording import (
 )
 from il_policy_node.core.terminal import KeyReader
 from il_policy_node.ros.bag_qos import offered_qos, subscription_qos
-from il_policy_node.ros.diagnostics import diagnostic_array
+from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import MONITOR_QOS
 from il_policy_node.ros.spin import spin_node
@@ -473,10 +473,7 @@ class DemoRecorderNode(Node):
             level, message = 'error', '; '.join(errors)
         elif warnings and level == 'ok':
             level, message = 'warn', f'{message}: ' + '; '.join(warnings)
-        self._diag_pub.publish(diagnostic_array(
-            self.get_clock().now().to_msg(), name=f'il_policy_node: {self.get_name()}',
-            hardware_id=self.get_fully_qualified_name(), level=level, message=message,
-            values=values))
+        self._diag_pub.publish(node_status(self, level=level, message=message, values=values))
 
 
 def main(args=None) -> None:

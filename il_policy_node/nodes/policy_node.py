@@ -34,7 +34,7 @@ from il_policy_node.ros.conversions import (
     TrajectoryMessages,
     joint_state_arrays,
 )
-from il_policy_node.ros.diagnostics import diagnostic_array
+from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, JOINT_STATE_QOS, MONITOR_QOS
 from il_policy_node.ros.spin import spin_node
@@ -316,10 +316,7 @@ class PolicyNode(LifecycleNode):
                     if controller.last_fault else f'{mode.value} for joint_states'
             else:
                 level, message = 'ok', mode.value
-        self._diag_pub.publish(diagnostic_array(
-            self.get_clock().now().to_msg(), name=f'il_policy_node: {self.get_name()}',
-            hardware_id=self.get_fully_qualified_name(), level=level, message=message,
-            values=values))
+        self._diag_pub.publish(node_status(self, level=level, message=message, values=values))
 
 
 def main(args=None) -> None:

@@ -25,6 +25,15 @@ def diagnostic_array(stamp, *, name: str, hardware_id: str, level: str, message:
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])
 
 
+def node_status(node, *, level: str, message: str,
+                values: Mapping[str, Any]) -> DiagnosticArray:
+    """The status of ``node`` as our nodes publish it: name 'il_policy_node: <node name>'."""
+    return diagnostic_array(
+        node.get_clock().now().to_msg(), name=f'il_policy_node: {node.get_name()}',
+        hardware_id=node.get_fully_qualified_name(), level=level, message=message,
+        values=values)
+
+
 def parse_values(status: DiagnosticStatus) -> dict[str, str]:
     """The key/value pairs of a status as a dict (for tools and tests that read diagnostics)."""
     return {kv.key: kv.value for kv in status.values}
