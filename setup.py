@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'bench']),
-    package_data={PACKAGE: ['py.typed']},
+    package_data={PACKAGE: ['py.typed', 'sim/models/*.xml', 'sim/models/*.urdf']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -31,6 +31,8 @@ setup(
             'policy_node = il_policy_node.nodes.policy_node:main',
             'mock_robot = il_policy_node.nodes.mock_robot_node:main',
             'demo_recorder = il_policy_node.nodes.demo_recorder_node:main',
+            'sim_robot = il_policy_node.nodes.sim_robot_node:main',
+            'demonstrator = il_policy_node.nodes.demonstrator_node:main',
             'il-policy = il_policy_node.cli:main',
         ],
     },

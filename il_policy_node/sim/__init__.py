@@ -1,0 +1,1 @@
+"""Simulation: MuJoCo robot models, JointTrajectory following, the scripted demonstrator."""
