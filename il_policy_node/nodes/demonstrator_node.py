@@ -1,0 +1,350 @@
+"""demonstrator: a scripted stand-in for a human demonstrator, driving the robot and a recorder.
+
+Like an operator with a pedal, for each episode of il_policy_node.sim.demonstrator:
+  1. moves the robot to the episode's start pose (one JointTrajectory point at settle_s on
+     ``joint_trajectory_controller/joint_trajectory``) and waits settle_s (+ a margin);
+  2. calls ``<recorder>/start_episode`` (std_srvs/Trigger; a refusal is retried until
+     service_timeout_s);
+  3. streams the demonstration at command_rate_hz: sensor_msgs/JointState on
+     ``demo/joint_command`` (positions, velocities, stamp = now) and, with drive_robot, a
+     one-point JointTrajectory (positions, time_from_start = 1 / command_rate_hz) to the
+     controller, as a teleop follower is driven; for ``reach`` the goal as JointState on
+     ``demo/goal`` (reliable, transient local: also published once before recording);
+  4. calls ``<recorder>/stop_episode`` (std_srvs/SetBool, data = true).
+``~/episode`` (std_msgs/String, JSON; reliable, transient local) tells what each episode is,
+at its start. recorder:='' runs without a recorder.
+
+After the last episode the node logs a summary and the process exits with code 0; a service
+that is missing, refuses or does not answer within service_timeout_s ends it with code 1 and
+an error naming the service. Ctrl-C ends it at once (code 0 from spin_node; the recorder's
+episode in progress, if any, is left open).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages
+from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.qos import COMMAND_QOS
+from il_policy_node.ros.spin import spin_node
+from il_policy_node.sim.demonstrator import (
+    ARM6_HOME,
+    ARM6_JOINTS,
+    ARM6_LOWER,
+    ARM6_UPPER,
+    DemonstratorConfig,
+    Episode,
+    Task,
+    make_episode,
+)
+
+_D = DemonstratorConfig()
+PARAMETERS = (
+    ParamSpec('task', 'wave', "Task to demonstrate: 'wave' or 'reach'."),
+    ParamSpec('joint_names', list(ARM6_JOINTS), 'Joints of the controller, in the order of '
+                                                'every per-joint parameter.'),
+    ParamSpec('position_lower_limits', list(ARM6_LOWER), 'Lower position limits (rad).'),
+    ParamSpec('position_upper_limits', list(ARM6_UPPER), 'Upper position limits (rad).'),
+    ParamSpec('home_positions', list(ARM6_HOME), 'Home pose; start poses are drawn around it.'),
+    ParamSpec('limit_margin_rad', _D.limit_margin_rad, 'Poses stay this far inside the limits.',
+              float_range=(0.0, 10.0)),
+    ParamSpec('start_range_rad', list(_D.start_range_rad),
+              'Start pose uniform in home +- this (one value or one per joint).'),
+    ParamSpec('wave_period_s', _D.wave_period_s, 'Nominal period of the wave.',
+              float_range=(0.01, 1000.0)),
+    ParamSpec('wave_cycles', _D.wave_cycles, 'Wave cycles after the entry.',
+              int_range=(0, 100000)),
+    ParamSpec('wave_center', Parameter.Type.DOUBLE_ARRAY, 'Center of the wave; empty = home.'),
+    ParamSpec('wave_amplitudes_rad', list(_D.wave_amplitudes_rad), 'Wave amplitude per joint.'),
+    ParamSpec('wave_phases_rad', list(_D.wave_phases_rad), 'Wave phase per joint.'),
+    ParamSpec('wave_period_jitter', _D.wave_period_jitter,
+              'Period uniform in nominal * (1 +- this).', float_range=(0.0, 0.99)),
+    ParamSpec('wave_amplitude_jitter', _D.wave_amplitude_jitter,
+              'Amplitude scale uniform in 1 +- this.', float_range=(0.0, 0.99)),
+    ParamSpec('wave_entry_s', _D.wave_entry_s, 'Minimum-jerk blend from the start onto the wave.',
+              float_range=(0.01, 1000.0)),
+    ParamSpec('reach_goal_lower', list(_D.reach_goal_lower),
+              'Reach goals: lower corner of their box; empty = limits.'),
+    ParamSpec('reach_goal_upper', list(_D.reach_goal_upper),
+              'Reach goals: upper corner of their box; empty = limits.'),
+    ParamSpec('reach_base_s', _D.reach_base_s, 'Reach duration = base + distance / speed.',
+              float_range=(0.0, 1000.0)),
+    ParamSpec('reach_speed_rad_s', _D.reach_speed_rad_s,
+              'Joint-space (Euclidean) speed of the reach duration.', float_range=(0.001, 100.0)),
+    ParamSpec('reach_duration_jitter', _D.reach_duration_jitter,
+              'Reach duration times uniform 1 +- this.', float_range=(0.0, 0.99)),
+    ParamSpec('reach_hold_s', _D.reach_hold_s, 'Hold at the goal after the reach.',
+              float_range=(0.0, 1000.0)),
+    ParamSpec('seed', 0, 'Episode i is reproducible from (task, seed, i, task parameters).'),
+    ParamSpec('episodes', 10, 'Number of episodes to demonstrate.', int_range=(1, 1000000)),
+    ParamSpec('command_rate_hz', 100.0, 'Rate of demo/joint_command and of the robot commands.',
+              float_range=(1.0, 10000.0)),
+    ParamSpec('settle_s', 1.5, 'Move to the start pose in this time before recording.',
+              float_range=(0.01, 1000.0)),
+    ParamSpec('recorder', 'demo_recorder',
+              "Service namespace of demo_recorder; '' = do not call a recorder."),
+    ParamSpec('drive_robot', True, 'Command the robot (controller topic) while demonstrating.'),
+    ParamSpec('service_timeout_s', 10.0, 'Wait this long for a service, an answer or an '
+                                         'accepted start.', float_range=(0.1, 3600.0)),
+)
+CONTROLLER_TOPIC = 'joint_trajectory_controller/joint_trajectory'
+SETTLE_MARGIN_S = 0.2
+RETRY_START_S = 0.5
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class DemonstrationFinished(Exception):
+    """Raised from the node's timer to end the spin; ``exit_code`` is the process's."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def config_from_parameters(params: dict) -> DemonstratorConfig:
+    """The core's config from the node's parameter values (raises ValueError)."""
+    return DemonstratorConfig(
+        joint_names=tuple(params['joint_names']),
+        lower_limits=tuple(params['position_lower_limits']),
+        upper_limits=tuple(params['position_upper_limits']),
+        home=tuple(params['home_positions']),
+        limit_margin_rad=float(params['limit_margin_rad']),
+        start_range_rad=tuple(params['start_range_rad']),
+        wave_period_s=float(params['wave_period_s']),
+        wave_cycles=int(params['wave_cycles']),
+        wave_center=tuple(params['wave_center']),
+        wave_amplitudes_rad=tuple(params['wave_amplitudes_rad']),
+        wave_phases_rad=tuple(params['wave_phases_rad']),
+        wave_period_jitter=float(params['wave_period_jitter']),
+        wave_amplitude_jitter=float(params['wave_amplitude_jitter']),
+        wave_entry_s=float(params['wave_entry_s']),
+        reach_goal_lower=tuple(params['reach_goal_lower']),
+        reach_goal_upper=tuple(params['reach_goal_upper']),
+        reach_base_s=float(params['reach_base_s']),
+        reach_speed_rad_s=float(params['reach_speed_rad_s']),
+        reach_duration_jitter=float(params['reach_duration_jitter']),
+        reach_hold_s=float(params['reach_hold_s']))
+
+
+class DemonstratorNode(Node):
+    """Performs the episodes, one after the other, on a timer at command_rate_hz."""
+
+    def __init__(self, node_name: str = 'demonstrator', **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        errors = declare_all(self, PARAMETERS)
+        if errors:
+            raise ValueError('; '.join(errors))
+        params = read_all(self, PARAMETERS)
+        try:
+            self.task = Task(params['task'])
+        except ValueError:
+            raise ValueError(f"parameter task must be 'wave' or 'reach', got "
+                             f"{params['task']!r}") from None
+        self.config = config_from_parameters(params)
+        self.episodes = [make_episode(self.task, int(params['seed']), i, self.config)
+                         for i in range(int(params['episodes']))]
+        self.rate_hz = float(params['command_rate_hz'])
+        self.settle_s = float(params['settle_s'])
+        self.drive_robot = bool(params['drive_robot'])
+        self.service_timeout_s = float(params['service_timeout_s'])
+        names = self.config.joint_names
+        self._command = JointStateMessage(names, velocities=True)
+        self._goal = JointStateMessage(names)
+        self._trajectories = TrajectoryMessages(names, 1.0 / self.rate_hz, velocities=False)
+        self._command_pub = self.create_publisher(JointState, 'demo/joint_command', 10)
+        self._robot_pub = self.create_publisher(JointTrajectory, CONTROLLER_TOPIC, COMMAND_QOS)
+        self._goal_pub = self.create_publisher(JointState, 'demo/goal', LATCHED_QOS) \
+            if self.task is Task.REACH else None
+        self._episode_pub = self.create_publisher(String, '~/episode', EPISODE_QOS)
+        recorder = str(params['recorder']).rstrip('/')
+        self._start_client = self._stop_client = None
+        if recorder:
+            self._start_client = self.create_client(Trigger, f'{recorder}/start_episode')
+            self._stop_client = self.create_client(SetBool, f'{recorder}/stop_episode')
+        self._index = 0
+        self._state = 'wait_services'
+        self._deadline = time.monotonic() + self.service_timeout_s
+        self._until = 0.0                 # settle end / next start retry
+        self._t0 = 0.0                    # start of the streamed episode (monotonic)
+        self._future = None
+        self._began = time.monotonic()
+        self.saved: list[str] = []        # the recorder's messages of the saved episodes
+        self.get_logger().info(
+            f'{len(self.episodes)} {self.task.value} episodes (seed {params["seed"]}), '
+            f'{self.rate_hz:g} Hz, recorder {recorder or "(none)"}, '
+            f'drive_robot {self.drive_robot}')
+        self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
+
+    @property
+    def episode(self) -> Episode:
+        return self.episodes[self._index]
+
+    # -- the operator's loop -------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        state = self._state
+        if state == 'wait_services':
+            missing = [c.srv_name for c in (self._start_client, self._stop_client)
+                       if c is not None and not c.service_is_ready()]
+            if not missing:
+                self._begin_episode(now)
+            elif now > self._deadline:
+                self._finish(1, f'service {", ".join(missing)} not available after '
+                                f'{self.service_timeout_s:g} s (is demo_recorder running, '
+                                'with this namespace?)')
+        elif state == 'settle':
+            if now >= self._until:
+                self._request_start(now)
+        elif state == 'starting':
+            self._check_start(now)
+        elif state == 'streaming':
+            self._stream(now)
+        elif state == 'stopping':
+            self._check_stop(now)
+
+    def _begin_episode(self, now: float) -> None:
+        episode = self.episode
+        self._episode_pub.publish(String(data=json.dumps(episode.info())))
+        if self._goal_pub is not None:
+            self._goal.positions[:] = episode.goal
+            self._publish_goal()
+        if self.drive_robot:
+            point = JointTrajectoryPoint(positions=[float(p) for p in episode.start])
+            nanoseconds = int(round(self.settle_s * 1e9))
+            point.time_from_start.sec, point.time_from_start.nanosec = divmod(nanoseconds, 10**9)
+            self._robot_pub.publish(JointTrajectory(joint_names=list(episode.joint_names),
+                                                    points=[point]))
+        self.get_logger().info(f'episode {episode.index + 1}/{len(self.episodes)} '
+                               f'({episode.task.value}, {episode.duration_s:.2f} s): '
+                               f'moving to the start pose')
+        self._state = 'settle'
+        self._until = now + self.settle_s + SETTLE_MARGIN_S
+
+    def _request_start(self, now: float) -> None:
+        if self._start_client is None:
+            self._begin_streaming(now)
+            return
+        if self._state != 'starting':
+            self._deadline = now + self.service_timeout_s
+        self._state = 'starting'
+        self._until = float('inf')
+        self._future = self._start_client.call_async(Trigger.Request())
+
+    def _check_start(self, now: float) -> None:
+        future = self._future
+        if future is not None and future.done():
+            self._future = None
+            response = future.result()
+            if response is not None and response.success:
+                self.get_logger().info(f'recording: {response.message}')
+                self._begin_streaming(now)
+                return
+            why = response.message if response is not None else 'no response'
+            if now > self._deadline:
+                self._finish(1, f'{self._start_client.srv_name} refused: {why}')
+                return
+            self.get_logger().warn(f'{self._start_client.srv_name} refused ({why}); '
+                                   f'retrying', throttle_duration_sec=2.0)
+            self._until = now + RETRY_START_S
+        elif future is None and now >= self._until:
+            self._request_start(now)
+        elif future is not None and now > self._deadline:
+            self._finish(1, f'no answer from {self._start_client.srv_name} within '
+                            f'{self.service_timeout_s:g} s')
+
+    def _begin_streaming(self, now: float) -> None:
+        self._state = 'streaming'
+        self._t0 = now
+        self._stream(now)
+
+    def _stream(self, now: float) -> None:
+        episode = self.episode
+        t = min(now - self._t0, episode.duration_s)
+        positions, velocities = episode.sample(t)
+        msg = self._command.msg
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._command.positions[:] = positions
+        self._command.velocities[:] = velocities
+        self._command_pub.publish(msg)
+        if self.drive_robot:
+            self._robot_pub.publish(self._trajectories.fill(positions, None, hold=False))
+        if self._goal_pub is not None:
+            self._publish_goal()
+        if t >= episode.duration_s:
+            self._request_stop(now)
+
+    def _publish_goal(self) -> None:
+        self._goal.msg.header.stamp = self.get_clock().now().to_msg()
+        self._goal_pub.publish(self._goal.msg)
+
+    def _request_stop(self, now: float) -> None:
+        if self._stop_client is None:
+            self._next_episode(now)
+            return
+        self._state = 'stopping'
+        self._deadline = now + self.service_timeout_s
+        self._future = self._stop_client.call_async(SetBool.Request(data=True))
+
+    def _check_stop(self, now: float) -> None:
+        future = self._future
+        if future.done():
+            self._future = None
+            response = future.result()
+            if response is None or not response.success:
+                why = response.message if response is not None else 'no response'
+                self._finish(1, f'{self._stop_client.srv_name} failed: {why}')
+                return
+            self.saved.append(response.message)
+            self.get_logger().info(response.message)
+            self._next_episode(now)
+        elif now > self._deadline:
+            self._finish(1, f'no answer from {self._stop_client.srv_name} within '
+                            f'{self.service_timeout_s:g} s')
+
+    def _next_episode(self, now: float) -> None:
+        self._index += 1
+        if self._index < len(self.episodes):
+            self._begin_episode(now)
+            return
+        demonstrated = sum(e.duration_s for e in self.episodes)
+        self._finish(0, f'done: {len(self.episodes)} {self.task.value} episodes '
+                        f'({demonstrated:.1f} s demonstrated, '
+                        f'{time.monotonic() - self._began:.1f} s in all), '
+                        f'{len(self.saved)} saved by the recorder')
+
+    def _finish(self, exit_code: int, message: str) -> None:
+        """Log and end the spin (main turns this into the process's exit code)."""
+        self._state = 'done'
+        self._timer.cancel()
+        if exit_code:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().info(message)
+        raise DemonstrationFinished(exit_code, message)
+
+
+def main(args=None) -> None:
+    try:
+        spin_node(DemonstratorNode, args)
+    except DemonstrationFinished as finished:
+        # spin_node has destroyed the node and shut rclpy down on the way out.
+        sys.exit(finished.exit_code)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,325 @@
+"""Scripted demonstrator: human-like joint-space demonstrations, deterministic given a seed.
+
+A stand-in for a human demonstrator (a mocap suit retargeted to joints, a teleop leader arm).
+ROS-free (numpy only); the node il_policy_node.nodes.demonstrator_node streams these episodes.
+
+Tasks (everything per joint is an array in ``joint_names`` order):
+
+- ``wave``: from a random start pose, a minimum-jerk blend onto a periodic motion
+  ``q(t) = center + scale * amplitude * sin(2*pi*t/period + phase)`` (positions, velocities
+  and accelerations continuous at the end of the blend), then ``wave_cycles`` cycles. Each
+  episode draws its own period (tempo) and amplitude scale around the nominal ones.
+- ``reach``: from a random start pose, a minimum-jerk move to a random goal whose duration
+  grows with the distance (``reach_base_s + distance / reach_speed_rad_s``, with jitter), then
+  a hold at the goal for ``reach_hold_s``.
+
+Episode ``i`` of ``episodes(task, seed, config)`` depends only on (task, seed, i, config).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterator
+
+import numpy as np
+
+ARM6_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
+               'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
+ARM6_LOWER = (-2.9, -2.0, -2.5, -2.9, -2.0, -2.9)
+ARM6_UPPER = (2.9, 2.0, 2.5, 2.9, 2.0, 2.9)
+ARM6_HOME = (0.0, -0.5, 1.0, 0.0, 0.5, 0.0)
+
+
+class Task(str, Enum):
+    WAVE = 'wave'
+    REACH = 'reach'
+
+
+def _tuple(values, n: int, name: str) -> tuple[float, ...]:
+    """``values`` as n floats; one value is repeated for every joint."""
+    values = tuple(float(v) for v in values)
+    if len(values) == 1 and n != 1:
+        values = values * n
+    if len(values) != n:
+        raise ValueError(f'{name} has {len(values)} values, joint_names has {n}')
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f'{name} has values that are not finite: {values}')
+    return values
+
+
+@dataclass(frozen=True)
+class DemonstratorConfig:
+    """Everything that shapes the demonstrations; the defaults are for the arm6 model.
+
+    Per-joint fields take one value per joint (``joint_names`` order) or a single value for
+    all joints. Empty ``wave_center`` = ``home``; empty reach goal bounds = the limits.
+    """
+
+    joint_names: tuple[str, ...] = ARM6_JOINTS
+    lower_limits: tuple[float, ...] = ARM6_LOWER
+    upper_limits: tuple[float, ...] = ARM6_UPPER
+    home: tuple[float, ...] = ARM6_HOME
+    limit_margin_rad: float = 0.1           # poses stay this far inside the limits
+    start_range_rad: tuple[float, ...] = (0.4,)   # start pose: uniform in home +- this
+    # wave
+    wave_period_s: float = 2.0
+    wave_cycles: int = 4
+    wave_center: tuple[float, ...] = ()
+    wave_amplitudes_rad: tuple[float, ...] = (0.5, 0.0, 0.4, 0.6, 0.0, 0.0)
+    wave_phases_rad: tuple[float, ...] = (0.0, 0.0, math.pi / 2, math.pi, 0.0, 0.0)
+    wave_period_jitter: float = 0.05        # period uniform in nominal * (1 +- this)
+    wave_amplitude_jitter: float = 0.1      # amplitude scale uniform in 1 +- this
+    wave_entry_s: float = 1.5               # minimum-jerk blend from the start onto the cycle
+    # reach
+    reach_goal_lower: tuple[float, ...] = (-1.5, -1.2, 0.2, -1.5, -0.5, -1.5)
+    reach_goal_upper: tuple[float, ...] = (1.5, 0.2, 2.0, 1.5, 1.5, 1.5)
+    reach_base_s: float = 0.8
+    reach_speed_rad_s: float = 1.0          # Euclidean joint-space distance per second
+    reach_duration_jitter: float = 0.1      # move duration times uniform 1 +- this
+    reach_hold_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.joint_names)
+        n = len(names)
+        if n == 0 or len(set(names)) != n:
+            raise ValueError(f'joint_names must be non-empty and unique: {names}')
+        set_ = object.__setattr__
+        set_(self, 'joint_names', names)
+        for name in ('lower_limits', 'upper_limits', 'home', 'start_range_rad',
+                     'wave_amplitudes_rad', 'wave_phases_rad'):
+            set_(self, name, _tuple(getattr(self, name), n, name))
+        set_(self, 'wave_center', _tuple(self.wave_center or self.home, n, 'wave_center'))
+        set_(self, 'reach_goal_lower',
+             _tuple(self.reach_goal_lower or self.lower_limits, n, 'reach_goal_lower'))
+        set_(self, 'reach_goal_upper',
+             _tuple(self.reach_goal_upper or self.upper_limits, n, 'reach_goal_upper'))
+        set_(self, 'wave_cycles', int(self.wave_cycles))
+        self._validate()
+
+    def _validate(self) -> None:
+        lower, upper = self.safe_lower, self.safe_upper
+        if self.limit_margin_rad < 0 or not (lower < upper).all():
+            raise ValueError('every lower limit + limit_margin_rad must be below the upper '
+                             'limit - limit_margin_rad')
+        if not ((lower <= self.home_array) & (self.home_array <= upper)).all():
+            raise ValueError(f'home {self.home} is not inside the limits minus the margin')
+        positive = {'wave_period_s': self.wave_period_s, 'wave_entry_s': self.wave_entry_s,
+                    'reach_speed_rad_s': self.reach_speed_rad_s}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f'{name} must be > 0, got {value}')
+        non_negative = {'reach_base_s': self.reach_base_s, 'reach_hold_s': self.reach_hold_s,
+                        'wave_cycles': self.wave_cycles}
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ValueError(f'{name} must be >= 0, got {value}')
+        for name in ('wave_period_jitter', 'wave_amplitude_jitter', 'reach_duration_jitter'):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
+        if (np.asarray(self.start_range_rad) < 0).any():
+            raise ValueError('start_range_rad must be >= 0')
+        reach = np.asarray(self.reach_goal_lower), np.asarray(self.reach_goal_upper)
+        if not (reach[0] <= reach[1]).all():
+            raise ValueError('reach_goal_lower must be <= reach_goal_upper')
+        if not ((reach[1] >= lower) & (reach[0] <= upper)).all():
+            raise ValueError('the reach goal box does not overlap the limits minus the margin')
+        reach_max = np.abs(self.wave_amplitudes_rad) * (1.0 + self.wave_amplitude_jitter)
+        center = np.asarray(self.wave_center)
+        outside = (center - reach_max < lower) | (center + reach_max > upper)
+        if outside.any():
+            joints = [j for j, o in zip(self.joint_names, outside) if o]
+            raise ValueError(f'the wave (center +- amplitude * (1 + wave_amplitude_jitter)) '
+                             f'leaves the limits minus the margin for {joints}')
+
+    @property
+    def safe_lower(self) -> np.ndarray:
+        return np.asarray(self.lower_limits) + self.limit_margin_rad
+
+    @property
+    def safe_upper(self) -> np.ndarray:
+        return np.asarray(self.upper_limits) - self.limit_margin_rad
+
+    @property
+    def home_array(self) -> np.ndarray:
+        return np.asarray(self.home, np.float64)
+
+
+# -- minimum jerk ------------------------------------------------------------------------------
+def min_jerk_profile(tau) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """s, ds/dtau, d2s/dtau2 of 10 tau^3 - 15 tau^4 + 6 tau^5 (tau clipped to [0, 1])."""
+    tau = np.clip(np.asarray(tau, np.float64), 0.0, 1.0)
+    t2 = tau * tau
+    s = t2 * tau * (10.0 + tau * (-15.0 + 6.0 * tau))
+    ds = 30.0 * t2 * (1.0 - tau) ** 2
+    dds = 60.0 * tau * (1.0 - tau) * (1.0 - 2.0 * tau)
+    return s, ds, dds
+
+
+def min_jerk(start, goal, duration_s: float, t) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and velocities of a minimum-jerk move from ``start`` to ``goal``.
+
+    ``start``/``goal``: [joints]; ``t``: a scalar or [n] times (s) -> [joints] or [n, joints].
+    Before 0 the start, after ``duration_s`` the goal, both at rest.
+    """
+    if not duration_s > 0:
+        raise ValueError(f'duration_s must be > 0, got {duration_s}')
+    start, goal = np.asarray(start, np.float64), np.asarray(goal, np.float64)
+    t = np.asarray(t, np.float64)
+    s, ds, _ = min_jerk_profile(t / duration_s)
+    delta = goal - start
+    positions = start + s[..., None] * delta
+    velocities = (ds / duration_s)[..., None] * delta
+    return positions, velocities
+
+
+# -- episodes ----------------------------------------------------------------------------------
+def _readonly(values) -> np.ndarray:
+    array = np.array(values, np.float64)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    """One demonstration: what was drawn for it and ``sample(t)`` of its motion.
+
+    Times are seconds from the episode start; before 0 the start pose, after ``duration_s``
+    the final pose, both with zero velocity.
+    """
+
+    index: int
+    task: Task
+    joint_names: tuple[str, ...]
+    start: np.ndarray                   # [joints]
+    duration_s: float
+    goal: np.ndarray | None = None      # reach only
+    period_s: float | None = None       # wave only: this episode's period
+    amplitude_scale: float | None = None    # wave only
+    cycles: int | None = None           # wave only
+    entry_s: float | None = None        # wave only: blend from the start onto the cycle
+    move_s: float | None = None         # reach only: the minimum-jerk move
+    hold_s: float | None = None         # reach only
+    center: np.ndarray | None = field(default=None, repr=False)       # wave only
+    amplitudes: np.ndarray | None = field(default=None, repr=False)   # wave, scaled
+    phases: np.ndarray | None = field(default=None, repr=False)       # wave only
+
+    def cycle(self, t) -> tuple[np.ndarray, np.ndarray]:
+        """The wave's periodic motion (positions, velocities) at ``t``, without the entry."""
+        t = np.asarray(t, np.float64)[..., None]
+        omega = 2.0 * math.pi / self.period_s
+        angle = omega * t + self.phases
+        return (self.center + self.amplitudes * np.sin(angle),
+                self.amplitudes * omega * np.cos(angle))
+
+    def sample(self, t) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities at ``t`` (scalar -> [joints], [n] -> [n, joints])."""
+        t = np.asarray(t, np.float64)
+        inside = (t >= 0.0) & (t <= self.duration_s)
+        tc = np.clip(t, 0.0, self.duration_s)
+        if self.task is Task.REACH:
+            positions, velocities = min_jerk(self.start, self.goal, self.move_s, tc)
+        else:
+            # Convex blend start -> cycle: q = start + s (c - start). At tau = 0 the start at
+            # rest; at tau = 1 (s = 1, s' = s'' = 0) the cycle with its velocity and
+            # acceleration. A convex combination of poses inside the limits stays inside.
+            s, ds, _ = min_jerk_profile(tc / self.entry_s)
+            c, dc = self.cycle(tc)
+            s, ds = s[..., None], (ds / self.entry_s)[..., None]
+            positions = self.start + s * (c - self.start)
+            velocities = ds * (c - self.start) + s * dc
+        velocities = np.where(inside[..., None], velocities, 0.0)
+        return positions, velocities
+
+    def info(self) -> dict:
+        """A JSON-friendly summary (index, task, start, goal, duration, period, ...)."""
+        def rounded(values):
+            return None if values is None else [round(float(v), 6) for v in values]
+        return {'index': self.index, 'task': self.task.value,
+                'joint_names': list(self.joint_names), 'start': rounded(self.start),
+                'goal': rounded(self.goal), 'duration_s': round(self.duration_s, 6),
+                'period_s': self.period_s, 'amplitude_scale': self.amplitude_scale,
+                'cycles': self.cycles, 'entry_s': self.entry_s, 'move_s': self.move_s,
+                'hold_s': self.hold_s}
+
+
+def random_start(config: DemonstratorConfig, rng: np.random.Generator) -> np.ndarray:
+    """Uniform in home +- start_range_rad, clipped to the limits minus the margin."""
+    span = np.asarray(config.start_range_rad)
+    pose = config.home_array + rng.uniform(-1.0, 1.0, span.size) * span
+    return np.clip(pose, config.safe_lower, config.safe_upper)
+
+
+def wave_episode(config: DemonstratorConfig, rng: np.random.Generator,
+                 index: int = 0) -> Episode:
+    start = random_start(config, rng)
+    period = config.wave_period_s * (1.0 + rng.uniform(-1.0, 1.0) * config.wave_period_jitter)
+    scale = 1.0 + rng.uniform(-1.0, 1.0) * config.wave_amplitude_jitter
+    entry = config.wave_entry_s
+    return Episode(
+        index=index, task=Task.WAVE, joint_names=config.joint_names, start=_readonly(start),
+        duration_s=entry + config.wave_cycles * period, period_s=float(period),
+        amplitude_scale=float(scale), cycles=config.wave_cycles, entry_s=entry,
+        center=_readonly(config.wave_center),
+        amplitudes=_readonly(scale * np.asarray(config.wave_amplitudes_rad)),
+        phases=_readonly(config.wave_phases_rad))
+
+
+def reach_episode(config: DemonstratorConfig, rng: np.random.Generator,
+                  index: int = 0) -> Episode:
+    start = random_start(config, rng)
+    low = np.maximum(config.reach_goal_lower, config.safe_lower)
+    high = np.minimum(config.reach_goal_upper, config.safe_upper)
+    goal = rng.uniform(low, high)
+    distance = float(np.linalg.norm(goal - start))
+    move = (config.reach_base_s + distance / config.reach_speed_rad_s) * \
+        (1.0 + rng.uniform(-1.0, 1.0) * config.reach_duration_jitter)
+    move = max(move, 1e-3)
+    return Episode(
+        index=index, task=Task.REACH, joint_names=config.joint_names, start=_readonly(start),
+        duration_s=move + config.reach_hold_s, goal=_readonly(goal), move_s=float(move),
+        hold_s=config.reach_hold_s)
+
+
+def make_episode(task: Task | str, seed: int, index: int,
+                 config: DemonstratorConfig | None = None) -> Episode:
+    """Episode ``index`` of ``episodes(task, seed, config)``, on its own."""
+    config = config or DemonstratorConfig()
+    task = Task(task)
+    rng = np.random.default_rng([int(seed), int(index), 0 if task is Task.WAVE else 1])
+    make = wave_episode if task is Task.WAVE else reach_episode
+    return make(config, rng, index)
+
+
+def episodes(task: Task | str, seed: int,
+             config: DemonstratorConfig | None = None) -> Iterator[Episode]:
+    """Endless episodes 0, 1, 2, ...; episode i depends only on (task, seed, i, config)."""
+    index = 0
+    while True:
+        yield make_episode(task, seed, index, config)
+        index += 1
+
+
+# -- nominal reference for evaluation ----------------------------------------------------------
+def nominal_period(config: DemonstratorConfig | None = None) -> float:
+    """The wave's nominal period (s); episodes vary around it by wave_period_jitter."""
+    return float((config or DemonstratorConfig()).wave_period_s)
+
+
+def reference_cycle(config: DemonstratorConfig | None = None,
+                    n_samples: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One nominal wave cycle: (t [n], positions [n, joints], velocities [n, joints]).
+
+    t = k * period / n_samples, k = 0 .. n-1 (the cycle without its repeated end point), at
+    the nominal period and amplitude scale 1:  center + amplitude * sin(2 pi t / T + phase).
+    """
+    config = config or DemonstratorConfig()
+    if n_samples < 1:
+        raise ValueError(f'n_samples must be >= 1, got {n_samples}')
+    period = nominal_period(config)
+    t = np.arange(n_samples) * (period / n_samples)
+    omega = 2.0 * math.pi / period
+    angle = omega * t[:, None] + np.asarray(config.wave_phases_rad)
+    amplitude = np.asarray(config.wave_amplitudes_rad)
+    positions = np.asarray(config.wave_center) + amplitude * np.sin(angle)
+    return t, positions, amplitude * omega * np.cos(angle)
