@@ -61,7 +61,6 @@ class RobotSimulation:
         self.follower = TrajectoryFollower(self.joint_names, self.info.home,
                                            lower_limits=self._lower, upper_limits=self._upper)
         self.position_noise_std = float(position_noise_std)
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         n = len(self.joint_names)
         self._desired_p, self._desired_v = np.zeros(n), np.zeros(n)
@@ -72,7 +71,7 @@ class RobotSimulation:
 
     @property
     def time(self) -> float:
-        """Simulated time (s) since the last reset."""
+        """Simulated time (s) since the start; a reset does not change it."""
         return float(self.data.time)
 
     @property
@@ -81,10 +80,11 @@ class RobotSimulation:
 
     def reset(self, positions: Sequence[float] | None = None,
               velocities: Sequence[float] | None = None) -> None:
-        """Teleport to ``positions`` (None = home) at rest or ``velocities``; time back to 0.
+        """Teleport to ``positions`` (None = home), at rest or at ``velocities``.
 
-        The trajectory is cleared (the controller holds ``positions``), the noise generator
-        restarts from the seed, the limit-violation count is kept.
+        The trajectory is cleared (the controller holds ``positions``); the simulated time
+        keeps running (it never goes back, so a published /clock stays monotonic), and the
+        limit-violation count and the noise generator carry on.
         """
         n = len(self.joint_names)
         q = np.array(self.info.home if positions is None else positions, np.float64)
@@ -93,13 +93,14 @@ class RobotSimulation:
                                                        and np.isfinite(v).all()):
             raise ValueError(f'reset needs {n} finite positions (and velocities) for '
                              f'{", ".join(self.joint_names)}')
+        now = self.data.time
         mujoco.mj_resetData(self.model, self.data)
+        self.data.time = now
         self.data.qpos[self._qpos] = q
         self.data.qvel[self._dof] = v
         self.follower.reset(q)
         self.data.ctrl[:] = q
         mujoco.mj_forward(self.model, self.data)
-        self._rng = np.random.default_rng(self._seed)
         self._outside[:] = False
 
     def command(self, command: TrajectoryCommand) -> None:
