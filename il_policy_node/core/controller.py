@@ -25,6 +25,7 @@ from il_policy_node.core.runtime import PolicyRuntime
 from il_policy_node.core.safety import Intervention, SafetyFilter, ramp_fraction, ramp_in
 
 RATE_TOLERANCE = 1e-3
+NO_TIMEOUT_NS = 2**61   # inputs never time out, but one never received still counts
 
 
 class Mode(str, Enum):
@@ -75,9 +76,15 @@ class PolicyController:
         self._ctrl_idx = np.arange(len(config.joint_names))
         self._act_idx = np.array([config.joint_names.index(j) for j in meta.joint_names])
         obs_idx = np.array([index[j] for j in obs.joints])
-        self._obs_sources = [(self.state.position if f is StateField.POSITION
-                              else self.state.velocity, obs_idx) for f in obs.fields]
-        self._obs_fields = [np.zeros(len(obs.joints)) for _ in obs.fields]
+        # further inputs (e.g. a goal pose): each topic keeps its last value, no age watchdog
+        self.inputs = {extra.topic: JointStateCache(extra.joints) for extra in obs.extra}
+        self._obs_sources = []
+        for topic, field, joints in obs.parts:
+            cache = self.state if topic is None else self.inputs[topic]
+            idx = obs_idx if topic is None else np.arange(len(joints))
+            self._obs_sources.append(
+                (cache.position if field is StateField.POSITION else cache.velocity, idx))
+        self._obs_fields = [np.zeros(len(idx)) for _, idx in self._obs_sources]
         self.safety = SafetyFilter(config.limits, config.period_s)
         n = len(config.joint_names)
         self._start = np.zeros(n)
@@ -109,6 +116,20 @@ class PolicyController:
         bad = self.state.update(names, position, velocity, now_ns)
         if bad:
             self.counts[Intervention.NONFINITE_STATE] += 1
+
+    def on_input(self, topic: str, names, position: np.ndarray, velocity: np.ndarray,
+                 now_ns: int) -> None:
+        """Merge a message of a further observed topic (``metadata.observation.extra``)."""
+        if self.inputs[topic].update(names, position, velocity, now_ns):
+            self.counts[Intervention.NONFINITE_STATE] += 1
+
+    def _input_fault(self, now_ns: int) -> StateFault | None:
+        """A further input never received (missing joint) or holding non-finite values."""
+        for cache in self.inputs.values():
+            fault = cache.fault(now_ns, NO_TIMEOUT_NS)
+            if fault is not None:
+                return fault if fault is StateFault.NONFINITE_STATE else StateFault.MISSING_JOINT
+        return None
 
     # -- lifecycle -----------------------------------------------------------------------
     def activate(self) -> None:
@@ -148,6 +169,8 @@ class PolicyController:
         if mode in (Mode.INACTIVE, Mode.ESTOPPED):
             return None
         fault = self.state.fault(now_ns, self._timeout_ns)
+        if fault is None and self.inputs:
+            fault = self._input_fault(now_ns)
         if fault is not None:
             self.last_fault = fault
             if mode in (Mode.RAMPING, Mode.RUNNING):

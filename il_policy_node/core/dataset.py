@@ -35,6 +35,7 @@ from il_policy_node.core.bags import (
     find_bags,
     read_topics,
 )
+from il_policy_node.core.observation import ObservationSpec
 from il_policy_node.core.recording import MARKER
 
 LOG = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class DatasetConfigError(ValueError):
 _DEFAULTS: dict[str, Any] = {
     'control_rate_hz': 50.0,
     'timestamps': 'header',
-    'observation': {'topic': '/joint_states', 'joints': [], 'fields': list(FIELDS)},
+    'observation': {'topic': '/joint_states', 'joints': [], 'fields': list(FIELDS), 'extra': []},
     'action': {'source': 'future_state', 'topic': None, 'joints': [], 'future_steps': 1},
     'gaps': {'max_gap_s': 0.1, 'policy': 'split'},
     'min_episode_s': 0.5,
@@ -78,6 +79,8 @@ class DatasetConfig:
     observation_topic: str = '/joint_states'
     observation_joints: tuple[str, ...] = ()         # () = the joints of the first episode
     fields: tuple[str, ...] = FIELDS
+    # further JointState topics in every frame after the state: (topic, joints, fields)
+    extra: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
     action_source: str = 'future_state'              # 'future_state' | 'command'
     action_topic: str | None = None
     action_joints: tuple[str, ...] = ()              # () = the observation joints
@@ -110,10 +113,7 @@ class DatasetConfig:
         gaps, split = merged['gaps'], merged['split']
         rate = _number(merged['control_rate_hz'], 'control_rate_hz', low=0.0, open_low=True)
         timestamps = _choice(merged['timestamps'], 'timestamps', ('header', 'receive'))
-        fields = tuple(_names(obs['fields'], 'observation.fields'))
-        if not fields or any(f not in FIELDS for f in fields):
-            raise DatasetConfigError(f'observation.fields must be a non-empty list of '
-                                     f'{list(FIELDS)}, got {obs["fields"]!r}')
+        fields = _fields(obs['fields'], 'observation.fields')
         source = _choice(act['source'], 'action.source', ('future_state', 'command'))
         topic = act['topic']
         if source == 'command' and not (isinstance(topic, str) and topic):
@@ -126,13 +126,14 @@ class DatasetConfig:
         seed = split['seed']
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise DatasetConfigError(f'split.seed must be an integer, got {seed!r}')
-        if not isinstance(obs['topic'], str) or not obs['topic']:
-            raise DatasetConfigError(f'observation.topic must be a topic name, got '
-                                     f'{obs["topic"]!r}')
+        _topic(obs['topic'], 'observation.topic')
+        extra = _extra_inputs(obs['extra'], obs['topic'])
+        if source == 'command' and topic in [e[0] for e in extra]:
+            raise DatasetConfigError(f'action.topic {topic} is also an observation.extra topic')
         return cls(
             control_rate_hz=rate, timestamps=timestamps, observation_topic=obs['topic'],
             observation_joints=tuple(_names(obs['joints'], 'observation.joints')),
-            fields=fields, action_source=source,
+            fields=fields, extra=extra, action_source=source,
             action_topic=topic if source == 'command' else None,
             action_joints=tuple(_names(act['joints'], 'action.joints')), future_steps=steps,
             max_gap_s=_number(gaps['max_gap_s'], 'gaps.max_gap_s', low=0.0, open_low=True),
@@ -147,7 +148,9 @@ class DatasetConfig:
         return {
             'control_rate_hz': self.control_rate_hz, 'timestamps': self.timestamps,
             'observation': {'topic': self.observation_topic,
-                            'joints': list(self.observation_joints), 'fields': list(self.fields)},
+                            'joints': list(self.observation_joints), 'fields': list(self.fields),
+                            'extra': [{'topic': t, 'joints': list(j), 'fields': list(f)}
+                                      for t, j, f in self.extra]},
             'action': {'source': self.action_source, 'topic': self.action_topic,
                        'joints': list(self.action_joints), 'future_steps': self.future_steps},
             'gaps': {'max_gap_s': self.max_gap_s, 'policy': self.gap_policy},
@@ -197,6 +200,43 @@ def _bool(value: Any, key: str) -> bool:
     return value
 
 
+def _topic(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise DatasetConfigError(f'{key} must be a topic name, got {value!r}')
+    return value
+
+
+def _fields(value: Any, key: str) -> tuple[str, ...]:
+    fields = tuple(_names(value, key))
+    if not fields or any(f not in FIELDS for f in fields):
+        raise DatasetConfigError(f'{key} must be a non-empty list of {list(FIELDS)}, got '
+                                 f'{value!r}')
+    return fields
+
+
+def _extra_inputs(value: Any, state_topic: str
+                  ) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise DatasetConfigError(f'observation.extra must be a list, got {value!r}')
+    inputs = []
+    for i, item in enumerate(value):
+        key = f'observation.extra[{i}]'
+        if not isinstance(item, Mapping):
+            raise DatasetConfigError(f'{key} must be a mapping with topic, joints, fields')
+        unknown = sorted(set(item) - {'topic', 'joints', 'fields'})
+        if unknown:
+            raise DatasetConfigError(f'unknown key {key}.{unknown[0]} (known: fields, joints, '
+                                     'topic)')
+        topic = _topic(item.get('topic'), f'{key}.topic')
+        if topic == state_topic or topic in [t for t, _, _ in inputs]:
+            raise DatasetConfigError(f'{key}.topic {topic} is observed twice')
+        inputs.append((topic, tuple(_names(item.get('joints'), f'{key}.joints')),
+                       _fields(item.get('fields', ['position']), f'{key}.fields')))
+    return tuple(inputs)
+
+
 def _names(value: Any, key: str) -> list[str]:
     if value is None:
         return []
@@ -218,6 +258,8 @@ class Segment:
     position: np.ndarray          # float64 [T, J] observation positions (all topic joints)
     velocity: np.ndarray | None   # float64 [T, J]
     action: np.ndarray            # float64 [T, A] (all command joints or the topic joints)
+    extra: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    # per observation.extra input: (positions, velocities or None), all its topic's joints
 
     @property
     def length(self) -> int:
@@ -235,6 +277,7 @@ class EpisodeResult:
     task: str | None = None
     joints: tuple[str, ...] = ()
     action_joints: tuple[str, ...] = ()
+    extra_joints: list[tuple[str, ...]] = field(default_factory=list)  # per extra input
     segments: list[Segment] = field(default_factory=list)
     error: str | None = None                  # a bad bag
     notes: list[str] = field(default_factory=list)   # left-out parts (gaps, too short, ...)
@@ -313,6 +356,7 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
         result.notes.append('left out: success=false')
         return
     topics = {config.observation_topic: (JOINT_STATE,)}
+    topics.update({topic: (JOINT_STATE,) for topic, _, _ in config.extra})
     if config.action_source == 'command':
         if config.action_topic == config.observation_topic:
             raise BagError('action.topic is the observation topic')
@@ -331,6 +375,23 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
     origin = ns[0]
     t_obs = (ns - origin) * 1e-9
     gaps = _gaps(t_obs, config.max_gap_s)
+    start, end = t_obs[0], t_obs[-1]
+    inputs = []
+    for topic, _, fields in config.extra:
+        series_in = series[topic]
+        _check_finite(topic, 'position', series_in.position, series_in.names)
+        if 'velocity' in fields:
+            if series_in.velocity is None:
+                raise BagError(f'topic {topic}: messages carry no velocity (observation.extra '
+                               'asks for it)')
+            _check_finite(topic, 'velocity', series_in.velocity, series_in.names)
+        t_in = (_times(series_in, config, topic) - origin) * 1e-9
+        if len(t_in) < 2:
+            raise BagError(f'topic {topic}: fewer than 2 messages')
+        gaps += _gaps(t_in, config.max_gap_s)
+        start, end = max(start, t_in[0]), min(end, t_in[-1])
+        inputs.append((t_in, series_in, 'velocity' in fields))
+        result.extra_joints.append(series_in.names)
     cmd = None
     if config.action_source == 'command':
         cmd = series[config.action_topic]
@@ -338,12 +399,11 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
         _check_finite(config.action_topic, 'position', cmd.position, cmd.names)
         t_cmd = (_times(cmd, config, config.action_topic) - origin) * 1e-9
         gaps += _gaps(t_cmd, config.max_gap_s)
-        start, end = max(t_obs[0], t_cmd[0]), min(t_obs[-1], t_cmd[-1])
+        start, end = max(start, t_cmd[0]), min(end, t_cmd[-1])
         if len(t_cmd) < 2:
             raise BagError(f'topic {config.action_topic}: fewer than 2 commands')
     else:
         result.action_joints = obs.names
-        start, end = t_obs[0], t_obs[-1]
     if len(t_obs) < 2 or end <= start:
         raise BagError(f'topic {config.observation_topic}: no overlapping time span')
     if gaps and config.gap_policy == 'drop':
@@ -376,13 +436,18 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
         position = _interp(grid, t_obs, obs.position)
         velocity = _interp(grid, t_obs, obs.velocity) \
             if 'velocity' in config.fields else None
+        extra = [(_interp(grid, t_in, s_in.position),
+                  _interp(grid, t_in, s_in.velocity) if with_velocity else None)
+                 for t_in, s_in, with_velocity in inputs]
         if cmd is None:
             action = position[k:]
-            position = position[:rows - k]
-            velocity = None if velocity is None else velocity[:rows - k]
+            keep = slice(0, rows - k)
+            position = position[keep]
+            velocity = None if velocity is None else velocity[keep]
+            extra = [(p[keep], None if v is None else v[keep]) for p, v in extra]
         else:
             action = _interp(grid, t_cmd, cmd.position)
-        result.segments.append(Segment(len(result.segments), position, velocity, action))
+        result.segments.append(Segment(len(result.segments), position, velocity, action, extra))
     if not result.segments:
         result.notes.append('left out: no segment long enough')
 
@@ -449,12 +514,17 @@ def build_dataset(bags_or_dirs: Sequence[str | Path], *, config: DatasetConfig,
         raise DatasetError(f'no usable episode in {len(bags)} bag(s): ' +
                            '; '.join(f'{s["bag"]}: {s["reason"]}' for s in skipped))
     obs_joints = config.observation_joints or usable[0].joints
+    extra_joints = [joints or usable[0].extra_joints[i]
+                    for i, (_, joints, _) in enumerate(config.extra)]
     act_joints = config.action_joints or (obs_joints if config.action_source == 'future_state'
                                           else usable[0].action_joints)
     kept = []
     for result in usable:
         missing = [j for j in obs_joints if j not in result.joints] + \
             [j for j in act_joints if j not in result.action_joints]
+        missing += [f'{topic}:{j}' for (topic, _, _), wanted, have in
+                    zip(config.extra, extra_joints, result.extra_joints)
+                    for j in wanted if j not in have]
         if missing:
             reason = f'joints not in the bag: {sorted(set(missing))}'
             LOG.warning('skipping bag %s: %s', result.bag, reason)
@@ -467,7 +537,7 @@ def build_dataset(bags_or_dirs: Sequence[str | Path], *, config: DatasetConfig,
                            '; '.join(f'{e["bag"]}: {e["reason"]}' for e in errors))
     if not kept:
         raise DatasetError('no usable episode: ' + '; '.join(s['reason'] for s in skipped))
-    manifest, arrays = _assemble(kept, config, obs_joints, act_joints, skipped)
+    manifest, arrays = _assemble(kept, config, obs_joints, extra_joints, act_joints, skipped)
     _write_atomically(output_dir, manifest, arrays, overwrite)
     messages = sum(r.messages for r in results)
     report = BuildReport(output_dir=output_dir, episodes=len(manifest['episodes']),
@@ -514,8 +584,9 @@ def _split(names: list[str], seed: int, val_fraction: float) -> set[str]:
 
 
 def _assemble(results: list[EpisodeResult], config: DatasetConfig,
-              obs_joints: Sequence[str], act_joints: Sequence[str],
-              skipped: list[dict[str, str]]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+              obs_joints: Sequence[str], extra_joints: Sequence[Sequence[str]],
+              act_joints: Sequence[str], skipped: list[dict[str, str]]
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     val_bags = _split([r.bag for r in results], config.seed, config.val_fraction)
     names_seen: dict[str, int] = {}
     obs_parts, act_parts, ep_parts, time_parts = [], [], [], []
@@ -524,12 +595,13 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
     for result in results:
         obs_cols = [result.joints.index(j) for j in obs_joints]
         act_cols = [result.action_joints.index(j) for j in act_joints]
+        extra_cols = [[have.index(j) for j in wanted]
+                      for wanted, have in zip(extra_joints, result.extra_joints)]
         for segment in result.segments:
-            fields = [segment.position[:, obs_cols]]
-            if 'velocity' in config.fields:
-                fields.append(segment.velocity[:, obs_cols])
-            if config.fields[0] == 'velocity':
-                fields.reverse()
+            fields = _blocks(config.fields, segment.position, segment.velocity, obs_cols)
+            for (_, _, extra_fields), cols, (position, velocity) in zip(
+                    config.extra, extra_cols, segment.extra):
+                fields += _blocks(extra_fields, position, velocity, cols)
             n = segment.length
             name = result.name if len(result.segments) == 1 and segment.index == 0 \
                 else f'{result.name}.seg{segment.index}'
@@ -562,7 +634,10 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
         'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
         'control_rate_hz': config.control_rate_hz, 'config': config.to_dict(),
         'observation': {'topic': config.observation_topic, 'joints': list(obs_joints),
-                        'fields': list(config.fields)},
+                        'fields': list(config.fields),
+                        'extra': [{'topic': topic, 'joints': list(joints), 'fields': list(fields)}
+                                  for (topic, _, fields), joints in zip(config.extra,
+                                                                         extra_joints)]},
         'action': {'joints': list(act_joints),
                    'source': 'command' if config.action_source == 'command' else 'future_state',
                    'topic': config.action_topic, 'future_steps': config.future_steps},
@@ -570,6 +645,12 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
         'stats': stats, 'episodes': episodes, 'skipped': skipped,
         'splits': {'seed': config.seed, 'val_fraction': config.val_fraction}}
     return manifest, arrays
+
+
+def _blocks(fields: Sequence[str], position: np.ndarray, velocity: np.ndarray | None,
+            cols: list[int]) -> list[np.ndarray]:
+    """The frame blocks of one topic: each field's columns of the selected joints, in order."""
+    return [(position if f == 'position' else velocity)[:, cols] for f in fields]
 
 
 def _stats(values: np.ndarray) -> dict[str, list[float]]:
@@ -611,6 +692,13 @@ def _write_atomically(output_dir: Path, manifest: dict[str, Any],
 
 
 # -- reading and summarizing ----------------------------------------------------------------
+def observation_spec(observation: Mapping[str, Any], history: int = 1) -> ObservationSpec:
+    """The manifest's ``observation`` entry as the policy's observation spec."""
+    return ObservationSpec(joints=tuple(observation['joints']),
+                           fields=tuple(observation['fields']), history=history,
+                           extra=tuple(observation.get('extra', ())))
+
+
 MANIFEST_FILE = 'manifest.json'
 DATA_FILE = 'data.npz'
 ARRAYS = ('observations', 'actions', 'episode', 'time')
@@ -645,6 +733,10 @@ class Dataset:
     @property
     def action_joints(self) -> list[str]:
         return list(self.manifest['action']['joints'])
+
+    def observation_spec(self, history: int = 1) -> 'ObservationSpec':
+        """The layout of an observation row (one frame), with ``history`` frames."""
+        return observation_spec(self.manifest['observation'], history)
 
     @property
     def control_rate_hz(self) -> float:
@@ -698,7 +790,10 @@ def _check(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Non
     rows = len(arrays['observations'])
     if any(a.ndim < 1 or len(a) != rows for a in arrays.values()):
         raise DatasetError(f'{DATA_FILE}: arrays have different lengths')
-    frame = len(manifest['observation']['fields']) * len(manifest['observation']['joints'])
+    try:
+        frame = observation_spec(manifest['observation']).frame_size
+    except ValueError as exc:
+        raise DatasetError(f'manifest observation: {exc}') from None
     joints = len(manifest['action']['joints'])
     for key, size in (('observations', frame), ('actions', joints)):
         if arrays[key].shape != (rows, size):

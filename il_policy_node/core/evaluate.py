@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from il_policy_node.core.dataset import Dataset, PipelineError, load_dataset
+from il_policy_node.core.observation import frame_columns
 from il_policy_node.core.training_data import window_indices
 
 _log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ def export_run(run_dir: str | Path, output: str | Path, *,
     module is checked against the eager model on validation observations.
     """
     from il_policy_node.core.export import export_policy
-    from il_policy_node.core.observation import ObservationSpec
     from il_policy_node.core.train import load_run
 
     model, run = load_run(run_dir)
@@ -63,8 +63,7 @@ def export_run(run_dir: str | Path, output: str | Path, *,
     if wanted != have:
         raise PipelineError(f'{dataset.path}: fingerprint {have} differs from the one the run '
                             f'was trained on ({wanted}); the dataset was rebuilt')
-    observation = ObservationSpec(joints=tuple(dataset.obs_joints),
-                                  fields=tuple(dataset.obs_fields), history=history)
+    observation = dataset.observation_spec(history)
     return export_policy(
         model, output, joint_names=dataset.action_joints, observation=observation,
         action_horizon=horizon, control_rate_hz=dataset.control_rate_hz,
@@ -140,13 +139,11 @@ def evaluate_open_loop(model_path: str | Path, dataset_dir: str | Path, *,
             'fingerprint'):
         _log.warning('policy was trained on dataset %s, evaluating on %s',
                      meta.dataset_fingerprint, dataset.manifest.get('fingerprint'))
-    obs_joints = dataset.obs_joints
-    frame_cols = []
-    for f in meta.observation.fields:
-        field_index = _columns(dataset.obs_fields, [f.value], 'field', dataset.path)[0]
-        joint_cols = _columns(obs_joints, meta.observation.joints, 'observed joints',
-                              dataset.path)
-        frame_cols.append(field_index * len(obs_joints) + joint_cols)
+    try:
+        frame_cols = frame_columns(dataset.observation_spec(), meta.observation)
+    except ValueError as exc:
+        raise PipelineError(f'{dataset.path}: {exc}, which policy {model_path} '
+                            'observes') from None
     action_cols = _columns(dataset.action_joints, meta.joint_names, 'action joints',
                            dataset.path)
     episodes = dataset.episodes(split)

@@ -1,8 +1,10 @@
 """Observation spec and the observation vector built from joint-name-keyed state.
 
 Layout of the observation vector (the contract between training and runtime):
-frames oldest first; within a frame, fields in spec order; within a field, joints in spec order.
-So ``obs[(h * len(fields) + f) * len(joints) + j]`` is field ``f`` of joint ``j``, ``h`` frames
+frames oldest first; within a frame, the robot's state fields in spec order (within a field,
+joints in spec order), then each extra input (a further JointState topic, e.g. a goal pose) in
+spec order, laid out the same way. Without extra inputs,
+``obs[(h * len(fields) + f) * len(joints) + j]`` is field ``f`` of joint ``j``, ``h`` frames
 after the oldest one.
 """
 from __future__ import annotations
@@ -21,53 +23,141 @@ class StateField(str, Enum):
     VELOCITY = 'velocity'
 
 
-@dataclass(frozen=True)
-class ObservationSpec:
-    """Which joints and fields the policy observes, and how many past frames."""
+def _check_joints_fields(what: str, joints: tuple[str, ...],
+                         fields: tuple['StateField', ...]) -> None:
+    if not joints:
+        raise ValueError(f'{what} lists no joints')
+    if any(not isinstance(j, str) or not j for j in joints):
+        raise ValueError(f'{what}: joint names must be non-empty strings: {joints}')
+    duplicates = sorted({j for j in joints if joints.count(j) > 1})
+    if duplicates:
+        raise ValueError(f'duplicate joint names in {what}: {duplicates}')
+    if not fields:
+        raise ValueError(f'{what} lists no fields')
+    if len(set(fields)) != len(fields):
+        raise ValueError(f'duplicate fields in {what}: {fields}')
 
+
+def _unknown_keys(data: Mapping[str, Any], known: set[str], what: str) -> None:
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f'unknown keys in {what}: {sorted(unknown)}')
+
+
+@dataclass(frozen=True)
+class ObservationInput:
+    """A further JointState topic the policy observes beside the robot's state (e.g. a goal)."""
+
+    topic: str
     joints: tuple[str, ...]
-    fields: tuple[StateField, ...] = (StateField.POSITION, StateField.VELOCITY)
-    history: int = 1
+    fields: tuple[StateField, ...] = (StateField.POSITION,)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'joints', tuple(self.joints))
         object.__setattr__(self, 'fields', tuple(StateField(f) for f in self.fields))
-        if not self.joints:
-            raise ValueError('observation spec lists no joints')
-        if any(not isinstance(j, str) or not j for j in self.joints):
-            raise ValueError(f'observation joint names must be non-empty strings: {self.joints}')
-        duplicates = sorted({j for j in self.joints if self.joints.count(j) > 1})
-        if duplicates:
-            raise ValueError(f'duplicate joint names in observation spec: {duplicates}')
-        if not self.fields:
-            raise ValueError('observation spec lists no fields')
-        if len(set(self.fields)) != len(self.fields):
-            raise ValueError(f'duplicate fields in observation spec: {self.fields}')
+        if not isinstance(self.topic, str) or not self.topic:
+            raise ValueError(f'observation input topic must be a topic name, got {self.topic!r}')
+        _check_joints_fields(f'observation input {self.topic}', self.joints, self.fields)
+
+    @property
+    def size(self) -> int:
+        return len(self.fields) * len(self.joints)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'topic': self.topic, 'joints': list(self.joints),
+                'fields': [f.value for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> 'ObservationInput':
+        _unknown_keys(data, {'topic', 'joints', 'fields'}, 'observation input')
+        try:
+            return cls(topic=data['topic'], joints=tuple(data['joints']),
+                       fields=tuple(data.get('fields', ('position',))))
+        except KeyError as exc:
+            raise ValueError(f'observation input is missing {exc.args[0]!r}') from None
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Which joints and fields the policy observes, further inputs, and how many past frames."""
+
+    joints: tuple[str, ...]
+    fields: tuple[StateField, ...] = (StateField.POSITION, StateField.VELOCITY)
+    history: int = 1
+    extra: tuple[ObservationInput, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'joints', tuple(self.joints))
+        object.__setattr__(self, 'fields', tuple(StateField(f) for f in self.fields))
+        object.__setattr__(self, 'extra', tuple(
+            e if isinstance(e, ObservationInput) else ObservationInput.from_dict(e)
+            for e in self.extra))
+        _check_joints_fields('observation spec', self.joints, self.fields)
         if not isinstance(self.history, int) or self.history < 1:
             raise ValueError(f'observation history must be an integer >= 1, got {self.history!r}')
+        topics = [e.topic for e in self.extra]
+        duplicates = sorted({t for t in topics if topics.count(t) > 1})
+        if duplicates:
+            raise ValueError(f'observation inputs list topic(s) {duplicates} more than once')
+
+    @property
+    def parts(self) -> list[tuple[str | None, StateField, tuple[str, ...]]]:
+        """(topic, field, joints) of every block of a frame in layout order (topic None: state)."""
+        blocks: list[tuple[str | None, StateField, tuple[str, ...]]] = [
+            (None, f, self.joints) for f in self.fields]
+        for extra in self.extra:
+            blocks += [(extra.topic, f, extra.joints) for f in extra.fields]
+        return blocks
 
     @property
     def frame_size(self) -> int:
-        return len(self.fields) * len(self.joints)
+        return len(self.fields) * len(self.joints) + sum(e.size for e in self.extra)
 
     @property
     def size(self) -> int:
         return self.history * self.frame_size
 
     def to_dict(self) -> dict[str, Any]:
-        return {'joints': list(self.joints), 'fields': [f.value for f in self.fields],
+        data = {'joints': list(self.joints), 'fields': [f.value for f in self.fields],
                 'history': self.history}
+        if self.extra:
+            data['extra'] = [e.to_dict() for e in self.extra]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> 'ObservationSpec':
-        unknown = set(data) - {'joints', 'fields', 'history'}
-        if unknown:
-            raise ValueError(f'unknown keys in observation spec: {sorted(unknown)}')
+        _unknown_keys(data, {'joints', 'fields', 'history', 'extra'}, 'observation spec')
         try:
             return cls(joints=tuple(data['joints']), fields=tuple(data['fields']),
-                       history=data['history'])
+                       history=data['history'],
+                       extra=tuple(ObservationInput.from_dict(e) for e in data.get('extra', ())))
         except KeyError as exc:
             raise ValueError(f'observation spec is missing {exc.args[0]!r}') from None
+
+
+def frame_columns(source: ObservationSpec, target: ObservationSpec) -> list[np.ndarray]:
+    """Columns of a ``source`` frame that give each block of a ``target`` frame (``parts``).
+
+    Lets a policy read recorded frames laid out differently (a subset or another order);
+    ValueError names the joint, field or topic the source frame does not have.
+    """
+    offsets: dict[tuple[str | None, StateField], tuple[int, tuple[str, ...]]] = {}
+    offset = 0
+    for topic, field, joints in source.parts:
+        offsets[(topic, field)] = (offset, joints)
+        offset += len(joints)
+    columns = []
+    for topic, field, joints in target.parts:
+        where = 'the robot state' if topic is None else f'input {topic}'
+        if (topic, field) not in offsets:
+            raise ValueError(f'the recorded frames have no {field.value} of {where}')
+        start, have = offsets[(topic, field)]
+        missing = [j for j in joints if j not in have]
+        if missing:
+            raise ValueError(f'the recorded frames have no {field.value} of joint(s) {missing} '
+                             f'in {where}')
+        columns.append(np.array([start + have.index(j) for j in joints], np.int64))
+    return columns
 
 
 class ObservationBuilder:
@@ -75,7 +165,9 @@ class ObservationBuilder:
 
     def __init__(self, spec: ObservationSpec) -> None:
         self.spec = spec
-        self._frames = np.zeros((spec.history, len(spec.fields), len(spec.joints)), np.float32)
+        self._frames = np.zeros((spec.history, spec.frame_size), np.float32)
+        bounds = np.cumsum([0] + [len(joints) for _, _, joints in spec.parts])
+        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         self._filled = 0
         self.vector = self._frames.reshape(-1)  # a view: the buffer handed to the model
 
@@ -83,17 +175,18 @@ class ObservationBuilder:
         """Forget the history; the next frame fills every slot."""
         self._filled = 0
 
-    def push(self, fields: Sequence[np.ndarray]) -> np.ndarray:
-        """Append one frame (one array per spec field, joints in spec order); return the vector.
+    def push(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+        """Append one frame (one array per block of ``spec.parts``, in order); return the vector.
 
         After a reset the first frame is repeated over the whole history, as at training time.
         """
         frames = self._frames
         if self.spec.history > 1:
             frames[:-1] = frames[1:]
-        for f, values in enumerate(fields):
-            frames[-1, f] = values
+        last = frames[-1]
+        for where, values in zip(self._slices, blocks):
+            last[where] = values
         if self._filled == 0:
-            frames[:-1] = frames[-1]
+            frames[:-1] = last
         self._filled = min(self._filled + 1, self.spec.history)
         return self.vector

@@ -177,8 +177,7 @@ class RunInfo:
 
     @property
     def observation_spec(self) -> ObservationSpec:
-        return ObservationSpec(joints=self.dataset.obs_joints, fields=self.dataset.obs_fields,
-                               history=self.config.history)
+        return self.dataset.observation_spec(self.config.history)
 
     @property
     def obs_mean(self) -> np.ndarray:

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from il_policy_node.core.dataset import SPLITS, DatasetError, load_dataset
+from il_policy_node.core.dataset import SPLITS, DatasetError, load_dataset, observation_spec
+from il_policy_node.core.observation import ObservationSpec
 
 MIN_STD = 1e-6  # the same floor as core/export.py NormalizedPolicy
 
@@ -33,10 +34,15 @@ class DatasetInfo:
     obs_std: np.ndarray
     action_mean: np.ndarray
     action_std: np.ndarray
+    obs_extra: tuple[dict[str, Any], ...] = ()   # further observed topics (manifest 'extra')
+
+    def observation_spec(self, history: int = 1) -> ObservationSpec:
+        return observation_spec({'joints': self.obs_joints, 'fields': self.obs_fields,
+                                 'extra': self.obs_extra}, history)
 
     @property
     def frame_size(self) -> int:
-        return len(self.obs_fields) * len(self.obs_joints)
+        return self.observation_spec().frame_size
 
     @property
     def action_size(self) -> int:
@@ -48,7 +54,7 @@ class DatasetInfo:
                 'obs_fields': list(self.obs_fields), 'action_joints': list(self.action_joints),
                 'obs_mean': self.obs_mean.tolist(), 'obs_std': self.obs_std.tolist(),
                 'action_mean': self.action_mean.tolist(),
-                'action_std': self.action_std.tolist()}
+                'action_std': self.action_std.tolist(), 'obs_extra': list(self.obs_extra)}
 
     @classmethod
     def from_manifest(cls, path: str | Path, manifest: Mapping[str, Any]) -> 'DatasetInfo':
@@ -58,6 +64,7 @@ class DatasetInfo:
                    control_rate_hz=float(manifest['control_rate_hz']),
                    obs_joints=tuple(obs['joints']), obs_fields=tuple(obs['fields']),
                    action_joints=tuple(action['joints']),
+                   obs_extra=tuple(obs.get('extra', ())),
                    obs_mean=np.asarray(stats['observation']['mean'], np.float32),
                    obs_std=np.asarray(stats['observation']['std'], np.float32),
                    action_mean=np.asarray(stats['action']['mean'], np.float32),
@@ -70,7 +77,8 @@ class DatasetInfo:
         return cls(path=data['path'], fingerprint=data['fingerprint'],
                    control_rate_hz=float(data['control_rate_hz']),
                    obs_joints=tuple(data['obs_joints']), obs_fields=tuple(data['obs_fields']),
-                   action_joints=tuple(data['action_joints']), **arrays)
+                   action_joints=tuple(data['action_joints']),
+                   obs_extra=tuple(data.get('obs_extra', ())), **arrays)
 
 
 def window_indices(starts: np.ndarray, lengths: np.ndarray, history: int,

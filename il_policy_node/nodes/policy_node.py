@@ -2,6 +2,8 @@
 
 Topics (relative, so they remap):
   sub  joint_states            sensor_msgs/JointState   measured state (full or partial messages)
+  sub  <extra input topics>    sensor_msgs/JointState   further observed inputs the policy names
+                                                        in its metadata (e.g. a goal pose)
   sub  estop                   std_msgs/Bool            true latches the e-stop
   pub  joint_trajectory        trajectory_msgs/JointTrajectory  to joint_trajectory_controller
   pub  ~/target_joint_states   sensor_msgs/JointState   commanded targets (RViz ghost robot)
@@ -25,7 +27,12 @@ from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.core.artifact import PolicyArtifactError, load_policy
 from il_policy_node.core.config import ConfigError, ControllerConfig
-from il_policy_node.core.controller import Command, Mode, PolicyController
+from il_policy_node.core.controller import (
+    NO_TIMEOUT_NS,
+    Command,
+    Mode,
+    PolicyController,
+)
 from il_policy_node.core.joint_state import DuplicateJointError
 from il_policy_node.core.runtime import PolicyRuntime
 from il_policy_node.core.timing import LoopStats
@@ -36,7 +43,13 @@ from il_policy_node.ros.conversions import (
 )
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
-from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, JOINT_STATE_QOS, MONITOR_QOS
+from il_policy_node.ros.qos import (
+    COMMAND_QOS,
+    ESTOP_QOS,
+    INPUT_QOS,
+    JOINT_STATE_QOS,
+    MONITOR_QOS,
+)
 from il_policy_node.ros.spin import spin_node
 
 PARAMETERS = (
@@ -91,6 +104,7 @@ class PolicyNode(LifecycleNode):
         self._stats: LoopStats | None = None
         self._timer = None
         self._state_sub = None
+        self._input_subs: list = []
         self._command_pub = None
         self._target_pub = None
         self._messages: TrajectoryMessages | None = None
@@ -143,10 +157,14 @@ class PolicyNode(LifecycleNode):
         self._state_sub = self.create_subscription(JointState, 'joint_states',
                                                    self._on_joint_state, JOINT_STATE_QOS)
         meta = policy.metadata
+        self._input_subs = [
+            self.create_subscription(JointState, extra.topic, self._input_callback(extra.topic),
+                                     INPUT_QOS) for extra in meta.observation.extra]
         self.get_logger().info(
             f'configured: {policy.path} (sha256 {policy.sha256[:12]}...), '
             f'{len(meta.joint_names)} action joints, observation {meta.observation.size}, '
-            f'horizon {meta.action_horizon}, {config.control_rate_hz:g} Hz')
+            f'horizon {meta.action_horizon}, {config.control_rate_hz:g} Hz'
+            + ''.join(f', input {e.topic}' for e in meta.observation.extra))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -180,7 +198,7 @@ class PolicyNode(LifecycleNode):
             self._publish(self._controller.deactivate())
 
     def _release(self) -> None:
-        for sub in (self._state_sub,):
+        for sub in (self._state_sub, *self._input_subs):
             if sub is not None:
                 self.destroy_subscription(sub)
         for pub in (self._command_pub, self._target_pub):
@@ -189,6 +207,7 @@ class PolicyNode(LifecycleNode):
         if self._controller is not None and self._controller.estopped:
             self._estop_latched_unconfigured = True
         self._state_sub = self._command_pub = self._target_pub = None
+        self._input_subs = []
         self._controller = self._config = self._stats = None
         self._messages = self._targets = None
 
@@ -211,6 +230,18 @@ class PolicyNode(LifecycleNode):
             self._bad_state_messages += 1
             self.get_logger().warn(f'joint_states message ignored: {exc}',
                                    throttle_duration_sec=1.0)
+
+    def _input_callback(self, topic: str):
+        def on_input(msg: JointState) -> None:
+            names, position, velocity = joint_state_arrays(msg)
+            try:
+                self._controller.on_input(topic, names, position, velocity,
+                                          time.monotonic_ns())
+            except (DuplicateJointError, ValueError) as exc:
+                self._bad_state_messages += 1
+                self.get_logger().warn(f'{topic} message ignored: {exc}',
+                                       throttle_duration_sec=1.0)
+        return on_input
 
     def _on_estop(self, msg: Bool) -> None:
         if not msg.data:
@@ -265,8 +296,12 @@ class PolicyNode(LifecycleNode):
         self._target_pub.publish(self._targets.msg)
 
     def _stale_joints(self) -> list[str]:
-        return self._controller.state.stale_joints(
-            time.monotonic_ns(), int(self._config.state_timeout_s * 1e9))
+        """Robot joints too old or invalid, then joints of inputs never received (topic:joint)."""
+        now = time.monotonic_ns()
+        stale = self._controller.state.stale_joints(now, int(self._config.state_timeout_s * 1e9))
+        for topic, cache in self._controller.inputs.items():
+            stale += [f'{topic}:{j}' for j in cache.stale_joints(now, NO_TIMEOUT_NS)]
+        return stale
 
     def _report_hold(self) -> None:
         self.get_logger().warn(

@@ -19,3 +19,7 @@ ESTOP_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
 MONITOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
+
+# Further observed inputs (e.g. a goal pose): best effort and volatile like joint_states, so any
+# publisher matches; a value published before the policy node configured is not received.
+INPUT_QOS = JOINT_STATE_QOS

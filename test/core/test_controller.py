@@ -5,9 +5,10 @@ import pytest
 from il_policy_node.core.artifact import load_policy
 from il_policy_node.core.config import ConfigError, ControllerConfig
 from il_policy_node.core.controller import Mode, PolicyController
+from il_policy_node.core.joint_state import StateFault
 from il_policy_node.core.runtime import PolicyRuntime
 from il_policy_node.core.safety import Intervention
-from test.support.policies import ConstantPolicy, NaNPolicy, OffsetPolicy, export
+from test.support.policies import ConstantPolicy, GoalPolicy, NaNPolicy, OffsetPolicy, export
 
 JOINTS = ['j1', 'j2', 'j3']
 RATE = 100.0
@@ -15,8 +16,8 @@ TICK_NS = int(1e9 / RATE)
 MAX_VEL = 2.0
 
 
-def _controller(tmp_path, model, *, joints=JOINTS, policy_joints=JOINTS, **params):
-    path = export(model, tmp_path / 'policy.pt', policy_joints, rate_hz=RATE)
+def _controller(tmp_path, model, *, joints=JOINTS, policy_joints=JOINTS, extra=(), **params):
+    path = export(model, tmp_path / 'policy.pt', policy_joints, rate_hz=RATE, extra=extra)
     config = ControllerConfig.from_parameters({
         'model_path': str(path), 'joint_names': joints, 'control_rate_hz': RATE,
         'state_timeout_s': 0.05, 'ramp_in_s': 0.5, 'position_lower_limits': [-1.0] * len(joints),
@@ -166,3 +167,23 @@ def test_policy_must_fit_the_controller(tmp_path):
         'position_upper_limits': [1.0] * 3, 'max_velocity_rad_s': [1.0]})
     with pytest.raises(ConfigError, match='differs from the rate the policy was trained at'):
         PolicyController(config, PolicyRuntime(load_policy(path)))
+
+
+def test_an_extra_input_is_waited_for_then_observed(tmp_path):
+    goal = {'topic': '/goal', 'joints': ['j3', 'j1', 'j2']}
+    controller = _controller(tmp_path, GoalPolicy(3), extra=[goal], ramp_in_s=0.0)
+    now = 10**9
+    _feed(controller, now, [0.0, 0.0, 0.0])
+    assert controller.tick(now) is None and controller.mode is Mode.WAITING
+    assert controller.last_fault is StateFault.MISSING_JOINT   # the goal was never received
+    controller.on_input('/goal', ['j1', 'j2', 'j3'], np.array([0.01, 0.02, 0.03]),
+                        np.zeros(0), now)
+    for k in range(1, 4):                    # the goal keeps its value: no age watchdog
+        _feed(controller, now + k * TICK_NS, [0.0, 0.0, 0.0])
+        command = controller.tick(now + k * TICK_NS)
+    assert command is not None and controller.mode is Mode.RUNNING
+    np.testing.assert_allclose(command.positions, [0.03, 0.01, 0.02], atol=1e-6)
+    controller.on_input('/goal', ['j1', 'j2', 'j3'], np.array([np.nan, 0.0, 0.0]),
+                        np.zeros(0), now + 4 * TICK_NS)
+    _feed(controller, now + 4 * TICK_NS, [0.0, 0.0, 0.0])
+    assert controller.tick(now + 4 * TICK_NS).hold and controller.mode is Mode.HOLDING

@@ -1,5 +1,6 @@
 """Dataset builder on bags written here with rosbags: known signals in, the analytic dataset."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_future_state_dataset_equals_the_analytic_signal(tmp_path, storage, comp
     np.testing.assert_allclose(arrays['actions'], q(t + 2 / 30.0), atol=1e-6)
     assert arrays['observations'].dtype == np.float32 and arrays['episode'].dtype == np.int32
     assert manifest['observation'] == {'topic': '/joint_states', 'joints': JOINTS,
-                                       'fields': ['position', 'velocity']}
+                                       'fields': ['position', 'velocity'], 'extra': []}
     assert manifest['action'] == {'joints': JOINTS, 'source': 'future_state', 'topic': None,
                                   'future_steps': 2}
     (episode,) = manifest['episodes']
@@ -229,6 +230,44 @@ def test_command_actions_by_joint_name(tmp_path, kind):
                                np.hstack([q(t)[:, [2, 0]], qd(t)[:, [2, 0]]]), atol=1e-6)
     np.testing.assert_allclose(arrays['actions'], cmd(t)[:, [1, 0]], atol=1e-6)
     assert manifest['action']['source'] == 'command' and manifest['action']['topic'] == '/command'
+
+
+def goal(t):
+    """A goal pose of two joints that moves linearly (exact under linear interpolation)."""
+    t = np.asarray(t, float)[:, None]
+    return np.array([0.7, -0.4]) + np.array([0.25, 0.5]) * t
+
+
+def test_extra_observation_topic_is_aligned_into_each_frame(tmp_path):
+    t = stamps()
+    tg = stamps(rate=20.0)
+    messages = [('/joint_states', JOINT_STATE, ti + LATENCY_S,
+                 joint_state(T0_NS + round(ti * 1e9), JOINTS, pos, vel))
+                for ti, pos, vel in zip(t, q(t), qd(t))]
+    messages += [('/goal', JOINT_STATE, ti + LATENCY_S,
+                  joint_state(T0_NS + round(ti * 1e9), ['wrist', 'elbow'], g, []))
+                 for ti, g in zip(tg, goal(tg))]
+    messages.sort(key=lambda m: m[2])
+    bag = write_bag(tmp_path / 'bag', messages=messages)
+    cfg = config(observation={'fields': ['position'],
+                              'extra': [{'topic': '/goal', 'joints': ['elbow', 'wrist']}]})
+    _, manifest, arrays = build(tmp_path, [bag], cfg)
+    rows = 61 - 1       # 2 s at 30 Hz, the last row has no future state
+    t = grid(rows)
+    np.testing.assert_allclose(arrays['time'], t)
+    np.testing.assert_allclose(arrays['observations'],
+                               np.hstack([q(t), goal(t)[:, [1, 0]]]), atol=1e-6)
+    assert manifest['observation']['extra'] == [
+        {'topic': '/goal', 'joints': ['elbow', 'wrist'], 'fields': ['position']}]
+    spec = load_dataset(tmp_path / 'dataset').observation_spec(history=2)
+    assert spec.frame_size == 5 and spec.extra[0].topic == '/goal' and spec.size == 10
+
+
+def test_missing_extra_topic_names_the_topic(tmp_path):
+    bag = write_bag(tmp_path / 'bag')
+    cfg = config(observation={'extra': [{'topic': '/goal'}]})
+    with pytest.raises(DatasetError, match='/goal'):
+        build(tmp_path, [bag], cfg)
 
 
 @pytest.mark.parametrize('policy', ['split', 'drop'])
@@ -378,9 +417,14 @@ def test_existing_output_is_refused(tmp_path):
     ({'gaps': {'polcy': 'split'}}, 'gaps.polcy'), ({'observation': {'fields': ['effort']}},
                                                    'observation.fields'),
     ({'split': {'val_fraction': 1.0}}, 'split.val_fraction'),
-    ({'observation': {'joints': ['a', 'a']}}, 'observation.joints')])
+    ({'observation': {'joints': ['a', 'a']}}, 'observation.joints'),
+    ({'observation': {'extra': [{'joints': ['a']}]}}, 'observation.extra[0].topic'),
+    ({'observation': {'extra': [{'topic': '/joint_states'}]}}, 'observation.extra[0].topic'),
+    ({'observation': {'extra': [{'topic': '/g', 'fields': ['effort']}]}},
+     'observation.extra[0].fields'),
+    ({'observation': {'extra': [{'topic': '/g', 'rate': 1}]}}, 'observation.extra[0].rate')])
 def test_config_errors_name_the_key(data, key):
-    with pytest.raises(DatasetConfigError, match=key.replace('.', r'\.')):
+    with pytest.raises(DatasetConfigError, match=re.escape(key)):
         DatasetConfig.from_dict(data)
 
 

@@ -34,6 +34,17 @@ class NaNPolicy(nn.Module):
         return torch.full((obs.shape[0], self.size), float('nan'))
 
 
+class GoalPolicy(nn.Module):
+    """Target = the last ``size`` observation values (an extra input at the end of the frame)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, -self.size:] + 0.0
+
+
 class OffsetPolicy(nn.Module):
     """Target = observed position + a per-joint offset: depends on the joint order."""
 
@@ -53,9 +64,9 @@ def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn
 
 
 def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
-           horizon: int = 1, history: int = 1) -> Path:
-    """Export ``model`` observing positions and velocities of ``joints`` and driving them."""
-    spec = ObservationSpec(joints=tuple(joints), history=history)
+           horizon: int = 1, history: int = 1, extra: Sequence[dict] = ()) -> Path:
+    """Export ``model`` observing ``joints`` (positions, velocities) then ``extra`` inputs."""
+    spec = ObservationSpec(joints=tuple(joints), history=history, extra=tuple(extra))
     return export_policy(model, path, joint_names=list(joints), observation=spec,
                          action_horizon=horizon, control_rate_hz=rate_hz,
                          dataset_fingerprint='test')
