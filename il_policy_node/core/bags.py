@@ -325,6 +325,21 @@ class JointStateDecoder:
         return pos, vel
 
 
+def deserialize_lenient(data: bytes, typename: str) -> Any:
+    """Rosbags' CDR decoding, accepting bytes after the message's end.
+
+    rclpy's serialize_message (rmw_fastrtps) sizes its buffer by an estimate, and a node that
+    publishes such a pre-serialized message (ours does) sends the slack along; ROS readers
+    ignore it, rosbags' ``deserialize_cdr`` refuses it as a size mismatch.
+    """
+    if len(data) < 4 or bytes(data[:2]) not in (b'\x00\x00', b'\x00\x01'):
+        raise ValueError('invalid or unsupported CDR encapsulation')
+    msgdef = typestore().get_msgdef(typename)
+    decode = msgdef.deserialize_cdr_le if data[1] else msgdef.deserialize_cdr_be
+    message, _ = decode(memoryview(data)[4:], 0, msgdef.cls, typestore())
+    return message
+
+
 class TrajectoryDecoder:
     """First-point positions of JointTrajectory messages (rosbags' generic decoder)."""
 
@@ -337,7 +352,7 @@ class TrajectoryDecoder:
 
     def add(self, receive_ns: int, data: bytes) -> None:
         try:
-            msg = typestore().deserialize_cdr(data, JOINT_TRAJECTORY)
+            msg = deserialize_lenient(data, JOINT_TRAJECTORY)
         except Exception as exc:
             raise BagError(f'topic {self.topic}: message cannot be decoded as JointTrajectory: '
                            f'{type(exc).__name__}: {exc}') from None

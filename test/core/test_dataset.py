@@ -487,3 +487,14 @@ def test_garbage_in_alignment_padding_keeps_the_bulk_path():
     series = decoder.finish()
     assert decoder.fallbacks == 0
     np.testing.assert_array_equal(series.position, np.arange(5.0) + np.arange(100)[:, None])
+
+
+def test_trajectory_with_serializer_slack_is_decoded(tmp_path):
+    """Rclpy's serialize_message may leave bytes after the message; ROS readers ignore them."""
+    from il_policy_node.core.bags import deserialize_lenient
+    data = trajectory(T0_NS, ['elbow', 'wrist'], [0.25, -0.5]) + b'plemente\x00\x00\x00\x00'
+    with pytest.raises(Exception, match='size mismatch'):
+        STORE.deserialize_cdr(data, TRAJECTORY)
+    msg = deserialize_lenient(data, TRAJECTORY)
+    assert list(msg.joint_names) == ['elbow', 'wrist']
+    assert msg.points[0].positions.tolist() == [0.25, -0.5]
