@@ -48,7 +48,13 @@ from il_policy_node.sim.demonstrator import (
     make_episode,
 )
 
-_D = DemonstratorConfig()
+
+def _d(name: str):
+    """The core's default of a DemonstratorConfig field (as written, before expansion)."""
+    value = DemonstratorConfig.__dataclass_fields__[name].default
+    return list(value) if isinstance(value, tuple) else value
+
+
 PARAMETERS = (
     ParamSpec('task', 'wave', "Task to demonstrate: 'wave' or 'reach'."),
     ParamSpec('joint_names', list(ARM6_JOINTS), 'Joints of the controller, in the order of '
@@ -56,34 +62,35 @@ PARAMETERS = (
     ParamSpec('position_lower_limits', list(ARM6_LOWER), 'Lower position limits (rad).'),
     ParamSpec('position_upper_limits', list(ARM6_UPPER), 'Upper position limits (rad).'),
     ParamSpec('home_positions', list(ARM6_HOME), 'Home pose; start poses are drawn around it.'),
-    ParamSpec('limit_margin_rad', _D.limit_margin_rad, 'Poses stay this far inside the limits.',
-              float_range=(0.0, 10.0)),
-    ParamSpec('start_range_rad', list(_D.start_range_rad),
+    ParamSpec('limit_margin_rad', _d('limit_margin_rad'),
+              'Poses stay this far inside the limits.', float_range=(0.0, 10.0)),
+    ParamSpec('start_range_rad', _d('start_range_rad'),
               'Start pose uniform in home +- this (one value or one per joint).'),
-    ParamSpec('wave_period_s', _D.wave_period_s, 'Nominal period of the wave.',
+    ParamSpec('wave_period_s', _d('wave_period_s'), 'Nominal period of the wave.',
               float_range=(0.01, 1000.0)),
-    ParamSpec('wave_cycles', _D.wave_cycles, 'Wave cycles after the entry.',
+    ParamSpec('wave_cycles', _d('wave_cycles'), 'Wave cycles after the entry.',
               int_range=(0, 100000)),
     ParamSpec('wave_center', Parameter.Type.DOUBLE_ARRAY, 'Center of the wave; empty = home.'),
-    ParamSpec('wave_amplitudes_rad', list(_D.wave_amplitudes_rad), 'Wave amplitude per joint.'),
-    ParamSpec('wave_phases_rad', list(_D.wave_phases_rad), 'Wave phase per joint.'),
-    ParamSpec('wave_period_jitter', _D.wave_period_jitter,
+    ParamSpec('wave_amplitudes_rad', _d('wave_amplitudes_rad'), 'Wave amplitude per joint.'),
+    ParamSpec('wave_phases_rad', _d('wave_phases_rad'), 'Wave phase per joint.'),
+    ParamSpec('wave_period_jitter', _d('wave_period_jitter'),
               'Period uniform in nominal * (1 +- this).', float_range=(0.0, 0.99)),
-    ParamSpec('wave_amplitude_jitter', _D.wave_amplitude_jitter,
+    ParamSpec('wave_amplitude_jitter', _d('wave_amplitude_jitter'),
               'Amplitude scale uniform in 1 +- this.', float_range=(0.0, 0.99)),
-    ParamSpec('wave_entry_s', _D.wave_entry_s, 'Minimum-jerk blend from the start onto the wave.',
+    ParamSpec('wave_entry_s', _d('wave_entry_s'),
+              'Minimum-jerk blend from the start pose onto the wave.',
               float_range=(0.01, 1000.0)),
-    ParamSpec('reach_goal_lower', list(_D.reach_goal_lower),
+    ParamSpec('reach_goal_lower', _d('reach_goal_lower'),
               'Reach goals: lower corner of their box; empty = limits.'),
-    ParamSpec('reach_goal_upper', list(_D.reach_goal_upper),
+    ParamSpec('reach_goal_upper', _d('reach_goal_upper'),
               'Reach goals: upper corner of their box; empty = limits.'),
-    ParamSpec('reach_base_s', _D.reach_base_s, 'Reach duration = base + distance / speed.',
+    ParamSpec('reach_base_s', _d('reach_base_s'), 'Reach duration = base + distance / speed.',
               float_range=(0.0, 1000.0)),
-    ParamSpec('reach_speed_rad_s', _D.reach_speed_rad_s,
+    ParamSpec('reach_speed_rad_s', _d('reach_speed_rad_s'),
               'Joint-space (Euclidean) speed of the reach duration.', float_range=(0.001, 100.0)),
-    ParamSpec('reach_duration_jitter', _D.reach_duration_jitter,
+    ParamSpec('reach_duration_jitter', _d('reach_duration_jitter'),
               'Reach duration times uniform 1 +- this.', float_range=(0.0, 0.99)),
-    ParamSpec('reach_hold_s', _D.reach_hold_s, 'Hold at the goal after the reach.',
+    ParamSpec('reach_hold_s', _d('reach_hold_s'), 'Hold at the goal after the reach.',
               float_range=(0.0, 1000.0)),
     ParamSpec('seed', 0, 'Episode i is reproducible from (task, seed, i, task parameters).'),
     ParamSpec('episodes', 10, 'Number of episodes to demonstrate.', int_range=(1, 1000000)),
@@ -199,14 +206,7 @@ class DemonstratorNode(Node):
         now = time.monotonic()
         state = self._state
         if state == 'wait_services':
-            missing = [c.srv_name for c in (self._start_client, self._stop_client)
-                       if c is not None and not c.service_is_ready()]
-            if not missing:
-                self._begin_episode(now)
-            elif now > self._deadline:
-                self._finish(1, f'service {", ".join(missing)} not available after '
-                                f'{self.service_timeout_s:g} s (is demo_recorder running, '
-                                'with this namespace?)')
+            self._wait_for_graph(now)
         elif state == 'settle':
             if now >= self._until:
                 self._request_start(now)
@@ -216,6 +216,26 @@ class DemonstratorNode(Node):
             self._stream(now)
         elif state == 'stopping':
             self._check_stop(now)
+
+    def _wait_for_graph(self, now: float) -> None:
+        """Before the first episode: the recorder's services and the robot must be there."""
+        missing = [f'service {c.srv_name}' for c in (self._start_client, self._stop_client)
+                   if c is not None and not c.service_is_ready()]
+        if self.drive_robot and self._robot_pub.get_subscription_count() == 0:
+            missing.append(f'a subscriber of {self._robot_pub.topic_name} (the robot)')
+        # The recorder subscribes to what it records once it sees the publisher; wait for it,
+        # but a recorder that does not record these topics is its operator's choice.
+        unheard = [pub.topic_name for pub in (self._command_pub, self._goal_pub)
+                   if self._start_client is not None and pub is not None and
+                   pub.get_subscription_count() == 0]
+        if missing and now > self._deadline:
+            self._finish(1, f'{" and ".join(missing)} not available after '
+                            f'{self.service_timeout_s:g} s')
+        elif not missing and (not unheard or now > self._deadline):
+            if unheard:
+                self.get_logger().warn(f'nobody subscribes {unheard}: are they in the '
+                                       "recorder's topics?")
+            self._begin_episode(now)
 
     def _begin_episode(self, now: float) -> None:
         episode = self.episode
