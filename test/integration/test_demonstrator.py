@@ -91,15 +91,18 @@ def test_demonstrator_records_two_episodes_through_the_recorder(recorder_graph, 
         assert positions.shape == velocities.shape == (len(commands), 6)
         assert (positions > np.array(ARM6_LOWER)).all() and \
             (positions < np.array(ARM6_UPPER)).all()
-        # The stream starts at the episode's start pose (t = 0), where the robot was settled.
+        # The stream starts at the episode's start pose (t = 0), where the robot was settled
         np.testing.assert_allclose(positions[0], info['start'], atol=1e-5)
-        np.testing.assert_allclose(states[0].position, info['start'], atol=1e-3)
+        # (the tolerance leaves room for a late command on a loaded machine)
+        np.testing.assert_allclose(states[0].position, info['start'], atol=0.02)
         if task == 'reach':
             goals = messages.get('/demo/goal', [])
             assert goals, 'no demo/goal in a reach bag'
             for goal in goals:
                 np.testing.assert_allclose(goal.position, info['goal'], atol=1e-5)
             np.testing.assert_allclose(positions[-1], info['goal'], atol=1e-5)
+            # mock_robot followed the teleop stream to the goal and held it there.
+            np.testing.assert_allclose(states[-1].position, info['goal'], atol=1e-3)
         else:
             assert '/demo/goal' not in messages
             assert info['goal'] is None and info['period_s'] > 0
