@@ -14,10 +14,14 @@ Like an operator with a pedal, for each episode of il_policy_node.sim.demonstrat
 ``~/episode`` (std_msgs/String, JSON; reliable, transient local) tells what each episode is,
 at its start. recorder:='' runs without a recorder.
 
-After the last episode the node logs a summary and the process exits with code 0; a service
-that is missing, refuses or does not answer within service_timeout_s ends it with code 1 and
-an error naming the service. Ctrl-C ends it at once (code 0 from spin_node; the recorder's
-episode in progress, if any, is left open).
+Before the first episode it waits for the recorder's services, for a subscriber of the
+controller topic (drive_robot) and for the recorder to subscribe demo/joint_command (and
+demo/goal; only a warning after service_timeout_s). After the last episode the node logs a
+summary and the process exits with code 0; a service that is missing, refuses or does not
+answer within service_timeout_s, or no robot on the controller topic, ends it with code 1 and
+an error naming the service or topic (DemonstrationFinished, raised from the timer, ends the
+spin; main turns it into the exit code). Ctrl-C ends it at once (code 0 from spin_node; the
+recorder's episode in progress, if any, is left open).
 """
 from __future__ import annotations
 
