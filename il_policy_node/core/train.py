@@ -61,6 +61,7 @@ class TrainConfig:
     epochs: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.0
+    obs_noise_std: float = 0.0
     lr_schedule: str = 'none'
     lr_step_epochs: int = 30
     lr_gamma: float = 0.1
@@ -80,7 +81,7 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f'{key} must be an integer >= {low}, got {value!r}')
-        for key in ('dropout', 'lr', 'weight_decay', 'lr_gamma', 'lr_min'):
+        for key in ('dropout', 'lr', 'weight_decay', 'obs_noise_std', 'lr_gamma', 'lr_min'):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
@@ -90,8 +91,9 @@ class TrainConfig:
             raise ConfigError(f'dropout must be in [0, 1), got {self.dropout}')
         if self.lr <= 0:
             raise ConfigError(f'lr must be > 0, got {self.lr}')
-        if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0:
-            bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma')
+        if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0 or \
+                self.obs_noise_std < 0:
+            bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma', 'obs_noise_std')
                        if getattr(self, k) < 0 or (k == 'lr_gamma' and self.lr_gamma <= 0))
             raise ConfigError(f'{bad} must be {"> 0" if bad == "lr_gamma" else ">= 0"}, '
                               f'got {getattr(self, bad)}')
@@ -456,6 +458,8 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
                 # Gradient of the global-batch mean: DDP averages over ranks, hence * world.
                 scale = world / (global_rows.shape[0] * data.chunk_size)
                 obs, act = data.batch(global_rows[rank::world])
+                if config.obs_noise_std:
+                    obs = obs + config.obs_noise_std * torch.randn_like(obs)
                 squared = F.mse_loss(net(obs), act, reduction='sum')
                 optimizer.zero_grad(set_to_none=True)
                 (squared * scale).backward()
