@@ -173,5 +173,6 @@ def test_errors_name_the_problem(tmp_path, dataset):
 
     _, path = _exported(tmp_path / 'b', dataset, history=2, horizon=1)
     other = write_dataset(tmp_path / 'other', joints=['a1', 'a2'])
-    with pytest.raises(PipelineError, match=r"no position of joint\(s\) \['j1', 'j2'\] in the robot"):
+    with pytest.raises(PipelineError,
+                       match=r"no position of joint\(s\) \['j1', 'j2'\] in the robot"):
         evaluate_open_loop(path, other)
