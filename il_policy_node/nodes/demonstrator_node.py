@@ -37,9 +37,9 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages
+from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
-from il_policy_node.ros.qos import COMMAND_QOS
+from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.demonstrator import (
     ARM6_HOME,
@@ -111,12 +111,9 @@ PARAMETERS = (
 CONTROLLER_TOPIC = 'joint_trajectory_controller/joint_trajectory'
 SETTLE_MARGIN_S = 0.2
 RETRY_START_S = 0.5
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                          reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)   # every episode, latched
 
 
 class DemonstrationFinished(Exception):
@@ -248,9 +245,8 @@ class DemonstratorNode(Node):
             self._goal.positions[:] = episode.goal
             self._publish_goal()
         if self.drive_robot:
-            point = JointTrajectoryPoint(positions=[float(p) for p in episode.start])
-            nanoseconds = int(round(self.settle_s * 1e9))
-            point.time_from_start.sec, point.time_from_start.nanosec = divmod(nanoseconds, 10**9)
+            point = JointTrajectoryPoint(positions=[float(p) for p in episode.start],
+                                         time_from_start=duration_msg(self.settle_s))
             self._robot_pub.publish(JointTrajectory(joint_names=list(episode.joint_names),
                                                     points=[point]))
         self.get_logger().info(f'episode {episode.index + 1}/{len(self.episodes)} '

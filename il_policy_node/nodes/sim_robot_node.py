@@ -22,7 +22,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -33,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 from il_policy_node.ros.conversions import JointStateMessage
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
-from il_policy_node.ros.qos import COMMAND_QOS
+from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.models import urdf_path
 from il_policy_node.sim.physics import RobotSimulation
@@ -59,10 +58,6 @@ PARAMETERS = (
 )
 LIVE_PARAMETERS = ('initial_positions',)
 MAX_CATCH_UP_S = 0.1        # wall time simulated at most per tick; beyond it, time is dropped
-DESCRIPTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
 
 def _seconds(duration) -> float:
     return duration.sec + duration.nanosec * 1e-9
@@ -107,7 +102,7 @@ class SimRobotNode(Node):
         self._clock_pub = self.create_publisher(Clock, '/clock', 10) \
             if self._publish_clock else None
         self._description_pub = self.create_publisher(String, 'robot_description',
-                                                      DESCRIPTION_QOS)
+                                                      LATCHED_QOS)
         self._description_pub.publish(String(data=urdf_path(params['model']).read_text()))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(JointTrajectory, 'joint_trajectory_controller/joint_trajectory',

@@ -27,7 +27,8 @@ def joint_state_arrays(msg: JointState) -> tuple[list[str], np.ndarray, np.ndarr
     return msg.name, position, velocity
 
 
-def _duration(seconds: float) -> Duration:
+def duration_msg(seconds: float) -> Duration:
+    """builtin_interfaces/Duration of ``seconds`` (rounded to the nanosecond)."""
     nanoseconds = int(round(seconds * 1e9))
     return Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
@@ -82,12 +83,12 @@ class TrajectoryMessages:
 
     def __init__(self, joint_names: Sequence[str], period_s: float, velocities: bool) -> None:
         n = len(joint_names)
-        first = JointTrajectoryPoint(time_from_start=_duration(period_s))
+        first = JointTrajectoryPoint(time_from_start=duration_msg(period_s))
         positions = [_attach(first, 'positions', n)]
         velocity = [_attach(first, 'velocities', n)] if velocities else []
         points = [first]
         if velocities:
-            last = JointTrajectoryPoint(time_from_start=_duration(2 * period_s))
+            last = JointTrajectoryPoint(time_from_start=duration_msg(2 * period_s))
             positions.append(_attach(last, 'positions', n))
             _attach(last, 'velocities', n)
             points.append(last)
@@ -95,7 +96,7 @@ class TrajectoryMessages:
             JointTrajectory(joint_names=list(joint_names), points=points), positions + velocity)
         self._command_positions = self._command.views[:len(positions)]
         self._command_velocities = self._command.views[-1] if velocities else None
-        hold = JointTrajectoryPoint(time_from_start=_duration(period_s))
+        hold = JointTrajectoryPoint(time_from_start=duration_msg(period_s))
         arrays = [_attach(hold, 'positions', n)]
         if velocities:
             _attach(hold, 'velocities', n)

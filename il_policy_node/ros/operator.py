@@ -1,9 +1,10 @@
 """An operator node for a local graph: what a person at the robot does, from a script.
 
-Used by the demo and the closed-loop benchmark. It lives in its own rclpy Context, spun in a
-background thread, and calls services (waiting for the answers), sets parameters of other
-nodes, drives a lifecycle node, publishes a JointState input periodically (e.g. a goal pose)
-and keeps the latest /diagnostics values of each node.
+Used by the demo and the closed-loop benchmark; its base, BackgroundNode (an rclpy node in its
+own Context, spun in a background thread), also by the test clients. The operator calls
+services (waiting for the answers), sets parameters of other nodes, drives a lifecycle node,
+publishes a JointState input periodically (e.g. a goal pose) and keeps the latest
+/diagnostics values of each node.
 """
 from __future__ import annotations
 
@@ -26,39 +27,39 @@ from il_policy_node.ros.lifecycle_client import LifecycleClient
 from il_policy_node.ros.qos import MONITOR_QOS
 
 
-class Operator:
-    """Service calls, parameters, lifecycle and periodic inputs on ROS domain ``domain_id``."""
+class BackgroundNode:
+    """An rclpy node in its own Context (domain ``domain_id``), spun in a background thread.
 
-    def __init__(self, domain_id: int, name: str = 'operator') -> None:
+    Subclasses create their subscriptions, publishers and clients on ``self.node``, then call
+    :meth:`start`; :meth:`close` stops the thread and shuts the context down.
+    """
+
+    def __init__(self, domain_id: int, name: str) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id,
                    signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.context)
-        self.diagnostics: dict[str, dict[str, str]] = {}   # node name -> latest values
-        self._clients: dict[str, Any] = {}
-        self._inputs: dict[str, tuple[Any, JointState]] = {}
-        self._lock = threading.Lock()
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
-                                      MONITOR_QOS)
-        self.node.create_timer(0.02, self._publish_inputs)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._clients: dict[str, Any] = {}
+
+    def start(self) -> None:
         self._thread.start()
 
     def close(self) -> None:
         self._executor.shutdown()
-        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
-    def __enter__(self) -> 'Operator':
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- services and parameters ---------------------------------------------------------------
     def call(self, srv_type, service: str, request, timeout_s: float = 10.0):
         """Call ``service`` and wait for the answer; TimeoutError names the service."""
         if service not in self._clients:
@@ -75,6 +76,22 @@ class Operator:
             time.sleep(0.005)
         return future.result()
 
+
+class Operator(BackgroundNode):
+    """Service calls, parameters, lifecycle and periodic inputs on ROS domain ``domain_id``."""
+
+    def __init__(self, domain_id: int, name: str = 'operator') -> None:
+        super().__init__(domain_id, name)
+        self.diagnostics: dict[str, dict[str, str]] = {}   # node name -> latest values
+        self._publishers: dict[str, Any] = {}
+        self._inputs: dict[str, JointState] = {}            # topic -> message being published
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                      MONITOR_QOS)
+        self.node.create_timer(0.02, self._publish_inputs)
+        self.start()
+
+    # -- services and parameters ---------------------------------------------------------------
     def trigger(self, service: str, timeout_s: float = 10.0) -> Trigger.Response:
         """Call a std_srvs/Trigger service; RuntimeError with its message when it fails."""
         response = self.call(Trigger, service, Trigger.Request(), timeout_s)
@@ -108,19 +125,18 @@ class Operator:
             if positions is None:
                 self._inputs.pop(topic, None)
                 return
-            msg = JointState(name=list(joints), position=[float(p) for p in positions])
-            if topic in self._inputs:
-                self._inputs[topic] = (self._inputs[topic][0], msg)
-            else:
-                self._inputs[topic] = (self.node.create_publisher(JointState, topic, 10), msg)
+            if topic not in self._publishers:
+                self._publishers[topic] = self.node.create_publisher(JointState, topic, 10)
+            self._inputs[topic] = JointState(name=list(joints),
+                                             position=[float(p) for p in positions])
 
     def _publish_inputs(self) -> None:
         with self._lock:
-            inputs = list(self._inputs.values())
+            inputs = list(self._inputs.items())
         stamp = self.node.get_clock().now().to_msg()
-        for publisher, msg in inputs:
+        for topic, msg in inputs:
             msg.header.stamp = stamp
-            publisher.publish(msg)
+            self._publishers[topic].publish(msg)
 
     # -- diagnostics ---------------------------------------------------------------------------
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:

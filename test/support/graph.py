@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
@@ -31,6 +26,7 @@ from trajectory_msgs.msg import JointTrajectory
 from il_policy_node.ros.diagnostics import parse_values
 from il_policy_node.ros.lifecycle_client import LifecycleClient
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
+from il_policy_node.ros.operator import BackgroundNode
 from il_policy_node.ros.qos import COMMAND_QOS, ESTOP_QOS, MONITOR_QOS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,14 +97,11 @@ class Trajectory:
         return len(self.times) == 1
 
 
-class Receiver:
+class Receiver(BackgroundNode):
     """A test node in its own Context: records trajectories and diagnostics, calls services."""
 
     def __init__(self, domain_id: int, target: str = NODE) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id,
-                   signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node('test_receiver', context=self.context)
+        super().__init__(domain_id, 'test_receiver')
         self.trajectories: list[Trajectory] = []
         self.targets: list[JointState] = []
         self.diagnostics: list[dict[str, str]] = []   # values of target's statuses, in order
@@ -126,17 +119,7 @@ class Receiver:
         self._set_params = node.create_client(SetParameters, f'{target}/set_parameters')
         self.lifecycle = LifecycleClient(node, target)
         self._target = target
-        self._clients: dict[str, Any] = {}
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._executor.shutdown()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.start()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
