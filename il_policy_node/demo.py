@@ -168,25 +168,9 @@ class SimGraph:
             'output_dir': str(self.out / task), 'session': session, 'topics': topics,
             'topic_types': [''] * len(topics), 'required_topics': ['/joint_states'],
             'task': task, 'operator': 'il_policy_node.demo'})
-        wait_for(lambda: _service_ready(self.operator, '/demo_recorder/start_episode'), 30.0,
-                 'demo_recorder did not come up')
-
-
-def _service_ready(operator, service: str) -> bool:
-    from std_srvs.srv import Trigger
-    client = operator.node.create_client(Trigger, service)
-    try:
-        return client.wait_for_service(timeout_sec=0.5)
-    finally:
-        operator.node.destroy_client(client)
-
-
-def wait_for(predicate, timeout_s: float, message: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise StageError(message)
-        time.sleep(0.05)
+        from std_srvs.srv import Trigger
+        if not self.operator.wait_for_service(Trigger, '/demo_recorder/start_episode', 30.0):
+            raise StageError(f'demo_recorder did not come up: {self.log_tail("demo_recorder")}')
 
 
 # -- stages ------------------------------------------------------------------------------------

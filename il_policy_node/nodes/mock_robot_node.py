@@ -15,7 +15,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from il_policy_node.ros.conversions import JointStateMessage
+from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS
 from il_policy_node.ros.spin import spin_node
@@ -68,7 +68,7 @@ class MockRobotNode(Node):
         for point in msg.points:
             pose = knots[-1][1].copy()
             pose[columns] = point.positions
-            t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+            t = seconds(point.time_from_start)
             knots.append((now + t, pose))
         self._segments = knots
         self.commands_received += 1

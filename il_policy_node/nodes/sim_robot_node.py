@@ -29,7 +29,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from il_policy_node.ros.conversions import JointStateMessage
+from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
@@ -59,17 +59,13 @@ PARAMETERS = (
 LIVE_PARAMETERS = ('initial_positions',)
 MAX_CATCH_UP_S = 0.1        # wall time simulated at most per tick; beyond it, time is dropped
 
-def _seconds(duration) -> float:
-    return duration.sec + duration.nanosec * 1e-9
-
-
 def command_from_msg(msg: JointTrajectory, start_time: float) -> TrajectoryCommand:
     """Plain data for the follower; ``start_time`` already on the simulation clock."""
     return TrajectoryCommand(
         joint_names=list(msg.joint_names), start_time=start_time,
         points=[TrajectoryPoint(positions=p.positions, velocities=p.velocities,
                                 accelerations=p.accelerations,
-                                time_from_start=_seconds(p.time_from_start))
+                                time_from_start=seconds(p.time_from_start))
                 for p in msg.points])
 
 
@@ -149,9 +145,8 @@ class SimRobotNode(Node):
         stamp = msg.header.stamp
         if stamp.sec == 0 and stamp.nanosec == 0:
             return 0.0
-        seconds = stamp.sec + stamp.nanosec * 1e-9
         if self._publish_clock:
-            return seconds
+            return seconds(stamp)
         ahead = (Time.from_msg(stamp) - self.get_clock().now()).nanoseconds * 1e-9
         return self.sim.time + ahead * self._rtf
 

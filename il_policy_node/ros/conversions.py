@@ -27,9 +27,14 @@ def joint_state_arrays(msg: JointState) -> tuple[list[str], np.ndarray, np.ndarr
     return msg.name, position, velocity
 
 
-def duration_msg(seconds: float) -> Duration:
-    """builtin_interfaces/Duration of ``seconds`` (rounded to the nanosecond)."""
-    nanoseconds = int(round(seconds * 1e9))
+def seconds(stamp) -> float:
+    """A builtin_interfaces Time or Duration message in seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def duration_msg(value_s: float) -> Duration:
+    """builtin_interfaces/Duration of ``value_s`` seconds (rounded to the nanosecond)."""
+    nanoseconds = int(round(value_s * 1e9))
     return Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
 

@@ -60,13 +60,17 @@ class BackgroundNode:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def call(self, srv_type, service: str, request, timeout_s: float = 10.0):
-        """Call ``service`` and wait for the answer; TimeoutError names the service."""
+    def wait_for_service(self, srv_type, service: str, timeout_s: float = 10.0) -> bool:
+        """True once ``service`` is available (its client is kept for later calls)."""
         if service not in self._clients:
             self._clients[service] = self.node.create_client(srv_type, service)
-        client = self._clients[service]
-        if not client.wait_for_service(timeout_sec=timeout_s):
+        return self._clients[service].wait_for_service(timeout_sec=timeout_s)
+
+    def call(self, srv_type, service: str, request, timeout_s: float = 10.0):
+        """Call ``service`` and wait for the answer; TimeoutError names the service."""
+        if not self.wait_for_service(srv_type, service, timeout_s):
             raise TimeoutError(f'service {service} is not available')
+        client = self._clients[service]
         future = client.call_async(request)
         deadline = time.monotonic() + timeout_s
         while not future.done():

@@ -11,6 +11,7 @@ import yaml
 
 from il_policy_node.core.urdf import urdf_joint_limits
 from il_policy_node.nodes.sim_robot_node import PARAMETERS
+from il_policy_node.ros.conversions import seconds
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
 from il_policy_node.sim.models import model_info
 from test.support.graph import wait_until
@@ -70,7 +71,7 @@ def test_follows_trajectories_rejects_bad_ones_and_describes_itself(sim_robot):
     time.sleep(1.0)
     rate = (len(client.states) - count) / (time.monotonic() - t0)
     assert 0.3 * RATE_HZ < rate < 1.5 * RATE_HZ, rate
-    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _, m in client.states[-20:]]
+    stamps = [seconds(m.header.stamp) for _, m in client.states[-20:]]
     assert np.all(np.diff(stamps) > 0)
 
     # A trajectory, joints in another order: the robot gets there.

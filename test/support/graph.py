@@ -23,6 +23,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from il_policy_node.ros.conversions import seconds
 from il_policy_node.ros.diagnostics import parse_values
 from il_policy_node.ros.lifecycle_client import LifecycleClient
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
@@ -83,7 +84,7 @@ class Trajectory:
             stamp_ns=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
             positions=np.array([list(p.positions) for p in points], np.float64),
             velocities=tuple(np.array(p.velocities, np.float64) for p in points),
-            times=np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
+            times=np.array([seconds(p.time_from_start)
                             for p in points]))
 
     @property
