@@ -74,7 +74,7 @@ def estimate_period(t: np.ndarray, q: np.ndarray, guess_s: float,
     the range, or a motion that does not repeat (difference above its variance, half the
     value for an unrelated motion).
     """
-    grid, x = resample(t, q)
+    _, x = resample(t, q)
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     lags = np.arange(int(search[0] * guess_s / GRID_DT_S), int(search[1] * guess_s / GRID_DT_S))
     if variance < 1e-9 or len(lags) < 3 or lags[-1] + 2 >= len(x):

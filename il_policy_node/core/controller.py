@@ -84,7 +84,7 @@ class PolicyController:
             idx = obs_idx if topic is None else np.arange(len(joints))
             self._obs_sources.append(
                 (cache.position if field is StateField.POSITION else cache.velocity, idx))
-        self._obs_fields = [np.zeros(len(idx)) for _, idx in self._obs_sources]
+        self._obs_blocks = [np.zeros(len(idx)) for _, idx in self._obs_sources]
         self.safety = SafetyFilter(config.limits, config.period_s)
         n = len(config.joint_names)
         self._start = np.zeros(n)
@@ -181,10 +181,10 @@ class PolicyController:
             return None
         if mode in (Mode.WAITING, Mode.HOLDING):
             self._start_run(now_ns)
-        for dest, (source, idx) in zip(self._obs_fields, self._obs_sources):
+        for dest, (source, idx) in zip(self._obs_blocks, self._obs_sources):
             np.take(source, idx, out=dest)
         self.state_age_at_tick_ns = now_ns - self.state.oldest_stamp_ns
-        action = self.runtime.step(self._obs_fields)
+        action = self.runtime.step(self._obs_blocks)
         target = self._target
         if self._drives_all:
             target[:] = action

@@ -723,14 +723,6 @@ class Dataset:
         return {key: getattr(self, key) for key in ARRAYS}
 
     @property
-    def obs_joints(self) -> list[str]:
-        return list(self.manifest['observation']['joints'])
-
-    @property
-    def obs_fields(self) -> list[str]:
-        return list(self.manifest['observation']['fields'])
-
-    @property
     def action_joints(self) -> list[str]:
         return list(self.manifest['action']['joints'])
 
