@@ -38,7 +38,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
-from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.demonstrator import (
@@ -154,10 +154,7 @@ class DemonstratorNode(Node):
 
     def __init__(self, node_name: str = 'demonstrator', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        errors = declare_all(self, PARAMETERS)
-        if errors:
-            raise ValueError('; '.join(errors))
-        params = read_all(self, PARAMETERS)
+        params = declare_and_read(self, PARAMETERS)
         try:
             self.task = Task(params['task'])
         except ValueError:

@@ -16,7 +16,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.ros.conversions import JointStateMessage, seconds
-from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS
 from il_policy_node.ros.spin import spin_node
 
@@ -34,11 +34,10 @@ class MockRobotNode(Node):
 
     def __init__(self, node_name: str = 'mock_robot', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        errors = declare_all(self, PARAMETERS)
-        params = read_all(self, PARAMETERS)
+        params = declare_and_read(self, PARAMETERS)
         names = list(params['joint_names'])
-        if errors or not names:
-            raise ValueError('; '.join(errors) or 'parameter joint_names is empty')
+        if not names:
+            raise ValueError('parameter joint_names is empty')
         initial = params['initial_positions'] or [0.0] * len(names)
         if len(initial) != len(names):
             raise ValueError(f'parameter initial_positions has {len(initial)} values, '

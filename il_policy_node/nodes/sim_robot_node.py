@@ -31,7 +31,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.diagnostics import node_status
-from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.models import urdf_path
@@ -74,10 +74,7 @@ class SimRobotNode(Node):
 
     def __init__(self, node_name: str = 'sim_robot', **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        errors = declare_all(self, PARAMETERS)
-        if errors:
-            raise ValueError('; '.join(errors))
-        params = read_all(self, PARAMETERS)
+        params = declare_and_read(self, PARAMETERS)
         self.sim = RobotSimulation(params['model'], seed=int(params['seed']),
                                    position_noise_std=float(params['position_noise_std']))
         self.joint_names = self.sim.joint_names

@@ -66,3 +66,14 @@ def read_all(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
         if values[spec.name] is None and isinstance(spec.default, Parameter.Type):
             values[spec.name] = []
     return values
+
+
+def declare_and_read(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """Declare every parameter and read the values; ValueError lists refused overrides.
+
+    For nodes that cannot run with a refused start-up value (the process ends with it).
+    """
+    errors = declare_all(node, specs)
+    if errors:
+        raise ValueError('; '.join(errors))
+    return read_all(node, specs)
