@@ -5,7 +5,7 @@ lengths, same frame_id length). ``JointStateDecoder`` parses the layout of the f
 each length once, then decodes a whole chunk of messages as one uint8 matrix: the layout bytes
 (frame_id length, names, array lengths) are compared against the template with numpy, and the
 doubles are read with ``frombuffer`` views. A message that does not match is decoded by
-rosbags' generic ``deserialize_cdr`` instead. Nothing here imports rclpy.
+rosbags' generic decoder instead (``deserialize_lenient``). Nothing here imports rclpy.
 """
 from __future__ import annotations
 
@@ -297,7 +297,7 @@ class JointStateDecoder:
                  pos: np.ndarray | None, vel: np.ndarray | None
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         try:
-            msg = typestore().deserialize_cdr(data, JOINT_STATE)
+            msg = deserialize_lenient(data, JOINT_STATE)
         except Exception as exc:
             raise BagError(f'topic {self.topic}: message cannot be decoded as JointState: '
                            f'{type(exc).__name__}: {exc}') from None

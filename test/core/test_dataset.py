@@ -489,6 +489,24 @@ def test_garbage_in_alignment_padding_keeps_the_bulk_path():
     np.testing.assert_array_equal(series.position, np.arange(5.0) + np.arange(100)[:, None])
 
 
+def test_joint_states_with_serializer_slack_build_like_exact_ones(tmp_path):
+    """Serializer slack (see below), bulk-decoded and generic (another joint order)."""
+    t = stamps()
+    slack = b'plemente\x00\x00\x00\x00'
+    reverse = JOINTS[::-1]
+    messages = []
+    for i, (ti, pos, vel) in enumerate(zip(t, q(t), qd(t))):
+        order = reverse if i % 7 == 3 else JOINTS
+        idx = [JOINTS.index(n) for n in order]
+        data = joint_state(T0_NS + round(ti * 1e9), order, pos[idx], vel[idx])
+        messages.append(('/joint_states', JOINT_STATE, ti + LATENCY_S, data + slack * (i % 2)))
+    bag = write_bag(tmp_path / 'bag', messages=messages)
+    _, _, arrays = build(tmp_path, [bag])
+    rows = grid(61 - 1)
+    np.testing.assert_allclose(arrays['observations'], np.hstack([q(rows), qd(rows)]),
+                               atol=1e-6)
+
+
 def test_trajectory_with_serializer_slack_is_decoded(tmp_path):
     """Rclpy's serialize_message may leave bytes after the message; ROS readers ignore them."""
     from il_policy_node.core.bags import deserialize_lenient
