@@ -18,6 +18,7 @@ import time
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -51,6 +52,8 @@ from il_policy_node.ros.qos import (
     MONITOR_QOS,
 )
 from il_policy_node.ros.spin import spin_node
+
+HOLD_ACK_TIMEOUT_S = 1.0
 
 PARAMETERS = (
     ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
@@ -196,6 +199,16 @@ class PolicyNode(LifecycleNode):
             self._timer = None
         if self._controller is not None:
             self._publish(self._controller.deactivate())
+
+    def hold_before_exit(self) -> None:
+        """On Ctrl-C / SIGTERM: the hold, delivered to the controller before the node goes.
+
+        Destroying the publisher right after publishing can drop the message; waiting for the
+        reliable subscribers' acknowledgment (bounded) makes the hold arrive.
+        """
+        self.stop_loop()
+        if self._command_pub is not None:
+            self._command_pub.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S))
 
     def _release(self) -> None:
         for sub in (self._state_sub, *self._input_subs):
@@ -356,7 +369,7 @@ class PolicyNode(LifecycleNode):
 
 def main(args=None) -> None:
     # The hold goes out on Ctrl-C / SIGTERM too, before rclpy shuts down.
-    spin_node(PolicyNode, args, before_shutdown=PolicyNode.stop_loop)
+    spin_node(PolicyNode, args, before_shutdown=PolicyNode.hold_before_exit)
 
 
 if __name__ == '__main__':
