@@ -74,8 +74,10 @@ class Settings:
     seed: int = 0
     epochs: int = 100
     wave_cycles: int = 4
+    drive_noise_rad: float = 0.0    # perturbation of the robot during training demonstrations
 
     def demonstrator(self) -> DemonstratorConfig:
+        """Episode settings; the perturbation is drawn last, so it changes no other value."""
         return DemonstratorConfig(wave_cycles=self.wave_cycles)
 
 
@@ -184,7 +186,8 @@ def record_demonstrations(graph: SimGraph, task: str, session: str, seed: int, e
     longest = max(make_episode(task, seed, i, config).duration_s for i in range(episodes))
     graph.start('demonstrator', 'il_policy_node.nodes.demonstrator_node', {
         'task': task, 'seed': seed, 'episodes': episodes, 'wave_cycles': settings.wave_cycles,
-        'recorder': 'demo_recorder', 'command_rate_hz': 100.0})
+        'recorder': 'demo_recorder', 'command_rate_hz': 100.0,
+        'drive_noise_rad': settings.drive_noise_rad if session == 'demonstrations' else 0.0})
     graph.wait_exit('demonstrator', timeout_s=60.0 + episodes * (longest + 5.0))
     graph.stop('demo_recorder')
     bags = find_bags([graph.out / task / session])
@@ -397,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rollouts', type=int, default=10, help='held-out runs per task')
     parser.add_argument('--epochs', type=int, default=100, help='maximum training epochs')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--drive-noise', type=float, default=Settings.drive_noise_rad,
+                        help='std (rad) of the perturbation of the robot while demonstrating')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[demo] %(message)s')
     out = args.out or Path('out') / datetime.now().strftime('demo-%Y%m%d-%H%M%S')
@@ -405,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not tasks:
         parser.error(f'--tasks: unknown task(s) {unknown}; choose from {list(TASKS)}')
     settings = Settings(out=out.absolute(), tasks=tasks, episodes=args.episodes,
-                        rollouts=args.rollouts, epochs=args.epochs, seed=args.seed)
+                        rollouts=args.rollouts, epochs=args.epochs, seed=args.seed,
+                        drive_noise_rad=args.drive_noise)
     started = time.monotonic()
     try:
         results = run_demo(settings)

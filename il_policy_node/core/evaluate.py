@@ -68,9 +68,11 @@ def export_run(run_dir: str | Path, output: str | Path, *,
         model, output, joint_names=dataset.action_joints, observation=observation,
         action_horizon=horizon, control_rate_hz=dataset.control_rate_hz,
         obs_mean=run.obs_mean, obs_std=run.obs_std, action_mean=run.action_mean,
-        action_std=run.action_std, dataset_fingerprint=have,
+        action_std=run.action_std, reference_columns=run.reference_columns,
+        dataset_fingerprint=have,
         extra_metadata={'run': str(Path(run_dir).resolve()), 'dataset': str(dataset.path),
-                        'seed': run.config.seed},
+                        'seed': run.config.seed,
+                        'relative_actions': run.config.relative_actions},
         check_inputs=validation_observations(dataset, history))
 
 

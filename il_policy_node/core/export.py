@@ -30,11 +30,13 @@ class NormalizedPolicy(nn.Module):
 
     The wrapped model maps ``[B, obs_size]`` (normalized) to ``[B, H * A]`` or ``[B, H, A]``
     (normalized); statistics are buffers, so they are saved inside the TorchScript file.
+    With ``reference_columns`` (relative actions) the model predicts differences to those raw
+    observation columns (the newest positions of the action joints), which are added back.
     """
 
     def __init__(self, model: nn.Module, *, obs_mean: np.ndarray, obs_std: np.ndarray,
                  action_mean: np.ndarray, action_std: np.ndarray, action_horizon: int,
-                 action_size: int) -> None:
+                 action_size: int, reference_columns: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.model = model
         self.horizon = action_horizon
@@ -43,26 +45,35 @@ class NormalizedPolicy(nn.Module):
         self.register_buffer('obs_std', _as_tensor(obs_std).clamp_min(MIN_STD))
         self.register_buffer('action_mean', _as_tensor(action_mean))
         self.register_buffer('action_std', _as_tensor(action_std).clamp_min(MIN_STD))
+        self.register_buffer('reference', torch.tensor(list(reference_columns),
+                                                       dtype=torch.long))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         normalized = (obs - self.obs_mean) / self.obs_std
         out = self.model(normalized).reshape(obs.shape[0], self.horizon, self.action_size)
-        return out * self.action_std + self.action_mean
+        out = out * self.action_std + self.action_mean
+        if self.reference.numel() > 0:
+            out = out + obs.index_select(1, self.reference).unsqueeze(1)
+        return out
 
 
 def _as_tensor(values: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1).clone()
 
 
-def export_policy(model: nn.Module, path: str | Path, *, joint_names: list[str] | tuple[str, ...],
-                  observation: ObservationSpec, action_horizon: int, control_rate_hz: float,
+def export_policy(model: nn.Module, path: str | Path, *,
+                  joint_names: list[str] | tuple[str, ...], observation: ObservationSpec,
+                  action_horizon: int, control_rate_hz: float,
                   obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None = None,
                   action_mean: np.ndarray | None = None, action_std: np.ndarray | None = None,
-                  dataset_fingerprint: str = '', extra_metadata: Mapping[str, Any] | None = None,
+                  reference_columns: tuple[int, ...] = (), dataset_fingerprint: str = '',
+                  extra_metadata: Mapping[str, Any] | None = None,
                   check_inputs: np.ndarray | None = None, atol: float = 1e-5) -> Path:
     """Script, freeze and write ``model`` with normalization and metadata; return the path.
 
-    Statistics default to identity (mean 0, std 1). Before the file is published (atomically,
+    Statistics default to identity (mean 0, std 1). ``reference_columns``: the model predicts
+    differences to these observation columns, one per action joint (see NormalizedPolicy).
+    Before the file is published (atomically,
     with its sha256 sidecar), the scripted module is compared with the eager one on
     ``check_inputs`` (raw observations; random ones when not given): max abs diff <= atol.
     """
@@ -79,7 +90,12 @@ def export_policy(model: nn.Module, path: str | Path, *, joint_names: list[str] 
         obs_std=np.ones(obs_size) if obs_std is None else obs_std,
         action_mean=np.zeros(action_size) if action_mean is None else action_mean,
         action_std=np.ones(action_size) if action_std is None else action_std,
-        action_horizon=action_horizon, action_size=action_size).eval()
+        action_horizon=action_horizon, action_size=action_size,
+        reference_columns=tuple(reference_columns)).eval()
+    if reference_columns and (len(reference_columns) != action_size or
+                              not all(0 <= c < obs_size for c in reference_columns)):
+        raise ValueError(f'reference_columns {list(reference_columns)} must be {action_size} '
+                         f'observation columns (of {obs_size})')
     for name, size, want in (('obs_mean', wrapper.obs_mean.numel(), obs_size),
                              ('obs_std', wrapper.obs_std.numel(), obs_size)):
         if size != want:

@@ -62,6 +62,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     obs_noise_std: float = 0.0
+    relative_actions: bool = False
     lr_schedule: str = 'none'
     lr_step_epochs: int = 30
     lr_gamma: float = 0.1
@@ -102,6 +103,9 @@ class TrainConfig:
                               f'got {self.lr_schedule!r}')
         if self.device not in DEVICES:
             raise ConfigError(f'device must be one of {list(DEVICES)}, got {self.device!r}')
+        if not isinstance(self.relative_actions, bool):
+            raise ConfigError(f'relative_actions must be true or false, got '
+                              f'{self.relative_actions!r}')
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> 'TrainConfig':
@@ -192,8 +196,14 @@ class RunInfo:
 
     @property
     def action_mean(self) -> np.ndarray:
-        """Action mean per joint (export tiles it over the horizon)."""
+        """Action mean per joint (of the differences, with relative actions)."""
         return self.dataset.action_mean
+
+    @property
+    def reference_columns(self) -> tuple[int, ...]:
+        """Newest-frame position columns added to the outputs (relative actions), or ()."""
+        newest = (self.config.history - 1) * self.dataset.frame_size
+        return tuple(newest + c for c in self.dataset.relative_to)
 
     @property
     def action_std(self) -> np.ndarray:
@@ -382,7 +392,8 @@ def train(dataset_dir: str | Path, *, config: TrainConfig, run_dir: str | Path,
 
 def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
            progress: bool, ctx: _Dist) -> RunResult:
-    data, info = load_windows(dataset_dir, history=config.history, horizon=config.horizon)
+    data, info = load_windows(dataset_dir, history=config.history, horizon=config.horizon,
+                              relative=config.relative_actions)
     data = data.to(ctx.device)
     train_rows, val_rows = data.splits['train'], data.splits['val']
     if train_rows.shape[0] == 0:

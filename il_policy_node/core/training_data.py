@@ -7,7 +7,7 @@ as index arrays ``[N, k]`` and ``[N, H]``; a batch is two tensor gathers, no per
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +35,9 @@ class DatasetInfo:
     action_mean: np.ndarray
     action_std: np.ndarray
     obs_extra: tuple[dict[str, Any], ...] = ()   # further observed topics (manifest 'extra')
+    # Relative actions: the frame columns (positions of the action joints) the actions are
+    # relative to, and then action_mean/std are those of the differences; () = absolute.
+    relative_to: tuple[int, ...] = ()
 
     def observation_spec(self, history: int = 1) -> ObservationSpec:
         return observation_spec({'joints': self.obs_joints, 'fields': self.obs_fields,
@@ -54,7 +57,8 @@ class DatasetInfo:
                 'obs_fields': list(self.obs_fields), 'action_joints': list(self.action_joints),
                 'obs_mean': self.obs_mean.tolist(), 'obs_std': self.obs_std.tolist(),
                 'action_mean': self.action_mean.tolist(),
-                'action_std': self.action_std.tolist(), 'obs_extra': list(self.obs_extra)}
+                'action_std': self.action_std.tolist(), 'obs_extra': list(self.obs_extra),
+                'relative_to': list(self.relative_to)}
 
     @classmethod
     def from_manifest(cls, path: str | Path, manifest: Mapping[str, Any]) -> 'DatasetInfo':
@@ -78,7 +82,8 @@ class DatasetInfo:
                    control_rate_hz=float(data['control_rate_hz']),
                    obs_joints=tuple(data['obs_joints']), obs_fields=tuple(data['obs_fields']),
                    action_joints=tuple(data['action_joints']),
-                   obs_extra=tuple(data.get('obs_extra', ())), **arrays)
+                   obs_extra=tuple(data.get('obs_extra', ())),
+                   relative_to=tuple(int(c) for c in data.get('relative_to', ())), **arrays)
 
 
 def window_indices(starts: np.ndarray, lengths: np.ndarray, history: int,
@@ -102,16 +107,24 @@ def window_indices(starts: np.ndarray, lengths: np.ndarray, history: int,
 
 
 class WindowedData:
-    """Normalized frames and actions on one device, with per-row window indices and splits."""
+    """Normalized frames and actions on one device, with per-row window indices and splits.
+
+    With ``reference`` (relative actions) ``actions`` are divided by their std but not
+    centered, and ``reference`` [N, A] is the row's own position of each action joint scaled
+    the same way: a chunk is then ``actions[chunk] - reference[row] - offset``.
+    """
 
     def __init__(self, observations: torch.Tensor, actions: torch.Tensor,
                  history_index: torch.Tensor, chunk_index: torch.Tensor,
-                 splits: dict[str, torch.Tensor]) -> None:
+                 splits: dict[str, torch.Tensor], reference: torch.Tensor | None = None,
+                 offset: torch.Tensor | None = None) -> None:
         self.observations = observations  # [N, F]
         self.actions = actions  # [N, A]
         self.history_index = history_index  # [N, k]
         self.chunk_index = chunk_index  # [N, H]
         self.splits = splits  # name -> row indices (int64)
+        self.reference = reference  # [N, A] or None
+        self.offset = offset  # [A]: mean / std of the differences, or None
 
     @property
     def obs_size(self) -> int:
@@ -124,18 +137,29 @@ class WindowedData:
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(obs [B, k*F], action chunk [B, H*A])`` for the given row indices."""
         obs = self.observations[self.history_index[rows]].reshape(rows.shape[0], -1)
-        act = self.actions[self.chunk_index[rows]].reshape(rows.shape[0], -1)
-        return obs, act
+        act = self.actions[self.chunk_index[rows]]
+        if self.reference is not None:
+            act = act - (self.reference[rows].unsqueeze(1) + self.offset)
+        return obs, act.reshape(rows.shape[0], -1)
 
     def to(self, device: torch.device | str) -> 'WindowedData':
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)
         return WindowedData(self.observations.to(device), self.actions.to(device),
                             self.history_index.to(device), self.chunk_index.to(device),
-                            {k: v.to(device) for k, v in self.splits.items()})
+                            {k: v.to(device) for k, v in self.splits.items()},
+                            move(self.reference), move(self.offset))
 
 
 def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
-                 normalize: bool = True) -> tuple[WindowedData, DatasetInfo]:
-    """Load a dataset directory (checked by core/dataset.py load_dataset) into CPU tensors."""
+                 normalize: bool = True, relative: bool = False
+                 ) -> tuple[WindowedData, DatasetInfo]:
+    """Load a dataset directory (checked by core/dataset.py load_dataset) into CPU tensors.
+
+    ``relative``: targets are the actions minus the row's own observed position of each
+    action joint; ``info.action_mean/std`` are then those differences' statistics over the
+    training chunks, and ``info.relative_to`` names the frame columns subtracted.
+    """
     dataset = load_dataset(dataset_dir)
     info = DatasetInfo.from_manifest(dataset_dir, dataset.manifest)
     observations = np.asarray(dataset.observations, np.float32)
@@ -156,13 +180,62 @@ def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
     hist_full[rows], chunk_full[rows] = hist, chunk
     splits = {s: torch.from_numpy(rows[split_of == s].astype(np.int64)) for s in SPLITS}
 
+    reference = offset = None
+    if relative:
+        columns = _reference_columns(info, dataset_dir)
+        reference = observations[:, columns]
+        mean, std = _difference_stats(actions, reference, chunk_full,
+                                      splits['train'].numpy() if len(splits['train']) else rows)
+        info = replace(info, relative_to=tuple(int(c) for c in columns), action_mean=mean,
+                       action_std=std)
     if normalize:
         observations = (observations - info.obs_mean) / np.maximum(info.obs_std, MIN_STD)
-        actions = (actions - info.action_mean) / np.maximum(info.action_std, MIN_STD)
+        action_std = np.maximum(info.action_std, MIN_STD)
+        if relative:
+            actions, reference = actions / action_std, reference / action_std
+            offset = torch.from_numpy((info.action_mean / action_std).astype(np.float32))
+        else:
+            actions = (actions - info.action_mean) / action_std
+    elif relative:
+        offset = torch.zeros(len(info.action_joints))
     data = WindowedData(torch.from_numpy(np.ascontiguousarray(observations, np.float32)),
                         torch.from_numpy(np.ascontiguousarray(actions, np.float32)),
-                        torch.from_numpy(hist_full), torch.from_numpy(chunk_full), splits)
+                        torch.from_numpy(hist_full), torch.from_numpy(chunk_full), splits,
+                        None if reference is None else
+                        torch.from_numpy(np.ascontiguousarray(reference, np.float32)), offset)
     return data, info
+
+
+def _reference_columns(info: DatasetInfo, dataset_dir: str | Path) -> np.ndarray:
+    """Frame columns of the observed positions of the action joints (relative actions)."""
+    spec = info.observation_spec()
+    if 'position' not in [f.value for f in spec.fields]:
+        raise DatasetError(f'{dataset_dir}: relative actions need the observed positions, '
+                           f'the dataset observes {[f.value for f in spec.fields]}')
+    missing = [j for j in info.action_joints if j not in spec.joints]
+    if missing:
+        raise DatasetError(f'{dataset_dir}: relative actions need observed positions of the '
+                           f'action joints; {missing} are not observed')
+    start = [f.value for f in spec.fields].index('position') * len(spec.joints)
+    return np.array([start + spec.joints.index(j) for j in info.action_joints], np.int64)
+
+
+def _difference_stats(actions: np.ndarray, reference: np.ndarray, chunk: np.ndarray,
+                      rows: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint mean and std of ``actions[chunk[r]] - reference[r]`` over rows ``r``."""
+    total = np.zeros(actions.shape[1])
+    squares = np.zeros(actions.shape[1])
+    count = 0
+    for start in range(0, len(rows), block):
+        r = rows[start:start + block]
+        diff = (actions[chunk[r]] - reference[r][:, None, :]).reshape(-1, actions.shape[1])
+        total += diff.sum(axis=0, dtype=np.float64)
+        squares += (diff.astype(np.float64) ** 2).sum(axis=0)
+        count += len(diff)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0))
+    std = np.where(std < MIN_STD, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 __all__ = ['DatasetError', 'DatasetInfo', 'WindowedData', 'load_windows', 'window_indices']

@@ -8,7 +8,8 @@ Like an operator with a pedal, for each episode of il_policy_node.sim.demonstrat
   3. streams the demonstration at command_rate_hz: sensor_msgs/JointState on
      ``demo/joint_command`` (positions, velocities, stamp = now) and, with drive_robot, a
      one-point JointTrajectory (positions, time_from_start = 1 / command_rate_hz) to the
-     controller, as a teleop follower is driven; for ``reach`` the goal as JointState on
+     controller, as a teleop follower is driven (plus the episode's perturbation when
+     drive_noise_rad > 0); for ``reach`` the goal as JointState on
      ``demo/goal`` (reliable, transient local: also published once before recording);
   4. calls ``<recorder>/stop_episode`` (std_srvs/SetBool, data = true).
 ``~/episode`` (std_msgs/String, JSON; reliable, transient local) tells what each episode is,
@@ -29,6 +30,7 @@ import json
 import sys
 import time
 
+import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -96,6 +98,11 @@ PARAMETERS = (
               'Reach duration times uniform 1 +- this.', float_range=(0.0, 0.99)),
     ParamSpec('reach_hold_s', _d('reach_hold_s'), 'Hold at the goal after the reach.',
               float_range=(0.0, 1000.0)),
+    ParamSpec('drive_noise_rad', _d('drive_noise_rad'),
+              'Std of the smooth noise added to what the robot is sent (not to the recorded '
+              'command); 0 = none.', float_range=(0.0, 1.0)),
+    ParamSpec('drive_noise_hz', _d('drive_noise_hz'), 'Highest frequency of that noise.',
+              float_range=(0.11, 100.0)),
     ParamSpec('seed', 0, 'Episode i is reproducible from (task, seed, i, task parameters).'),
     ParamSpec('episodes', 10, 'Number of episodes to demonstrate.', int_range=(1, 1000000)),
     ParamSpec('command_rate_hz', 100.0, 'Rate of demo/joint_command and of the robot commands.',
@@ -146,7 +153,9 @@ def config_from_parameters(params: dict) -> DemonstratorConfig:
         reach_base_s=float(params['reach_base_s']),
         reach_speed_rad_s=float(params['reach_speed_rad_s']),
         reach_duration_jitter=float(params['reach_duration_jitter']),
-        reach_hold_s=float(params['reach_hold_s']))
+        reach_hold_s=float(params['reach_hold_s']),
+        drive_noise_rad=float(params['drive_noise_rad']),
+        drive_noise_hz=float(params['drive_noise_hz']))
 
 
 class DemonstratorNode(Node):
@@ -299,7 +308,9 @@ class DemonstratorNode(Node):
         self._command.velocities[:] = velocities
         self._command_pub.publish(msg)
         if self.drive_robot:
-            self._robot_pub.publish(self._trajectories.fill(positions, None, hold=False))
+            sent = np.clip(positions + episode.perturbation(t), self.config.safe_lower,
+                           self.config.safe_upper)
+            self._robot_pub.publish(self._trajectories.fill(sent, None, hold=False))
         if self._goal_pub is not None:
             self._publish_goal()
         if t >= episode.duration_s:

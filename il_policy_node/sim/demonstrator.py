@@ -31,6 +31,11 @@ ARM6_UPPER = (2.9, 2.0, 2.5, 2.9, 2.0, 2.9)
 ARM6_HOME = (0.0, -0.5, 1.0, 0.0, 0.5, 0.0)
 
 
+NOISE_COMPONENTS = 3     # sinusoids per joint in the robot-command perturbation
+NOISE_MIN_HZ = 0.1
+NOISE_FADE_S = 0.5       # the perturbation fades in after the start and out before the end
+
+
 class Task(str, Enum):
     WAVE = 'wave'
     REACH = 'reach'
@@ -78,6 +83,11 @@ class DemonstratorConfig:
     reach_speed_rad_s: float = 1.0          # Euclidean joint-space distance per second
     reach_duration_jitter: float = 0.1      # move duration times uniform 1 +- this
     reach_hold_s: float = 1.0
+    # DART-style perturbation of what the robot is sent (the recorded command stays clean):
+    # smooth noise of this std per joint, up to drive_noise_hz, so the demonstrations also
+    # show states off the nominal motion and the command that leads back. 0 = none.
+    drive_noise_rad: float = 0.0
+    drive_noise_hz: float = 0.5
 
     def __post_init__(self) -> None:
         names = tuple(str(n) for n in self.joint_names)
@@ -110,10 +120,13 @@ class DemonstratorConfig:
             if not value > 0:
                 raise ValueError(f'{name} must be > 0, got {value}')
         non_negative = {'reach_base_s': self.reach_base_s, 'reach_hold_s': self.reach_hold_s,
-                        'wave_cycles': self.wave_cycles}
+                        'wave_cycles': self.wave_cycles, 'drive_noise_rad': self.drive_noise_rad}
         for name, value in non_negative.items():
             if not value >= 0:
                 raise ValueError(f'{name} must be >= 0, got {value}')
+        if not self.drive_noise_hz > NOISE_MIN_HZ:
+            raise ValueError(f'drive_noise_hz must be > {NOISE_MIN_HZ}, got '
+                             f'{self.drive_noise_hz}')
         for name in ('wave_period_jitter', 'wave_amplitude_jitter', 'reach_duration_jitter'):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
@@ -203,6 +216,9 @@ class Episode:
     center: np.ndarray | None = field(default=None, repr=False)       # wave only
     amplitudes: np.ndarray | None = field(default=None, repr=False)   # wave, scaled
     phases: np.ndarray | None = field(default=None, repr=False)       # wave only
+    # the robot-command perturbation: amplitude, frequency (Hz), phase of each [component,
+    # joint] sinusoid; None = no perturbation
+    drive_noise: np.ndarray | None = field(default=None, repr=False)  # [3, components, J]
 
     def cycle(self, t) -> tuple[np.ndarray, np.ndarray]:
         """The wave's periodic motion (positions, velocities) at ``t``, without the entry."""
@@ -231,6 +247,17 @@ class Episode:
         velocities = np.where(inside[..., None], velocities, 0.0)
         return positions, velocities
 
+    def perturbation(self, t) -> np.ndarray:
+        """What is added to the robot's command at ``t`` (zero at the start and the end)."""
+        t = np.asarray(t, np.float64)
+        if self.drive_noise is None:
+            return np.zeros(t.shape + (len(self.joint_names),))
+        amplitude, frequency, phase = self.drive_noise
+        fade_in, _, _ = min_jerk_profile(t / NOISE_FADE_S)
+        fade_out, _, _ = min_jerk_profile((self.duration_s - t) / NOISE_FADE_S)
+        angle = 2.0 * math.pi * frequency * t[..., None, None] + phase
+        return (fade_in * fade_out)[..., None] * (amplitude * np.sin(angle)).sum(axis=-2)
+
     def info(self) -> dict:
         """A JSON-friendly summary (index, task, start, goal, duration, period, ...)."""
         def rounded(values):
@@ -250,6 +277,17 @@ def random_start(config: DemonstratorConfig, rng: np.random.Generator) -> np.nda
     return np.clip(pose, config.safe_lower, config.safe_upper)
 
 
+def _drive_noise(config: DemonstratorConfig, rng: np.random.Generator) -> np.ndarray | None:
+    """Sinusoids summing to std drive_noise_rad per joint; drawn last, after the rest."""
+    if config.drive_noise_rad == 0.0:
+        return None
+    shape = (NOISE_COMPONENTS, len(config.joint_names))
+    amplitude = np.full(shape, config.drive_noise_rad * math.sqrt(2.0 / NOISE_COMPONENTS))
+    frequency = rng.uniform(NOISE_MIN_HZ, config.drive_noise_hz, shape)
+    phase = rng.uniform(0.0, 2.0 * math.pi, shape)
+    return _readonly(np.stack([amplitude, frequency, phase]))
+
+
 def wave_episode(config: DemonstratorConfig, rng: np.random.Generator,
                  index: int = 0) -> Episode:
     start = random_start(config, rng)
@@ -262,7 +300,7 @@ def wave_episode(config: DemonstratorConfig, rng: np.random.Generator,
         amplitude_scale=float(scale), cycles=config.wave_cycles, entry_s=entry,
         center=_readonly(config.wave_center),
         amplitudes=_readonly(scale * np.asarray(config.wave_amplitudes_rad)),
-        phases=_readonly(config.wave_phases_rad))
+        phases=_readonly(config.wave_phases_rad), drive_noise=_drive_noise(config, rng))
 
 
 def reach_episode(config: DemonstratorConfig, rng: np.random.Generator,
@@ -278,7 +316,7 @@ def reach_episode(config: DemonstratorConfig, rng: np.random.Generator,
     return Episode(
         index=index, task=Task.REACH, joint_names=config.joint_names, start=_readonly(start),
         duration_s=move + config.reach_hold_s, goal=_readonly(goal), move_s=float(move),
-        hold_s=config.reach_hold_s)
+        hold_s=config.reach_hold_s, drive_noise=_drive_noise(config, rng))
 
 
 def make_episode(task: Task | str, seed: int, index: int,

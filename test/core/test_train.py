@@ -283,3 +283,57 @@ def test_exported_run_reproduces_the_model_on_raw_data(dataset, tmp_path):
         got = policy.module(obs)
     assert policy.metadata.observation.history == 2 and policy.metadata.action_horizon == 3
     torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+
+
+def test_relative_actions_are_differences_to_the_rows_own_positions(tmp_path):
+    lengths = (4, 3)
+    rows = np.arange(sum(lengths), dtype=np.float32)
+    # positions (r, 100 + r), velocities (200 + r, 300 + r); action of row r: (2 r, 10 - r)
+    obs = np.stack([rows, 100 + rows, 200 + rows, 300 + rows], axis=1)
+    actions = np.stack([2 * rows, 10 - rows], axis=1)
+    path = write_dataset(tmp_path / 'ds', lengths=lengths, val=(1,), obs=obs, actions=actions)
+    raw, info = load_windows(path, history=2, horizon=2, normalize=False, relative=True)
+    assert info.relative_to == (0, 1)
+    _, y = raw.batch(torch.tensor([1]))
+    # chunk rows 1, 2 minus row 1's positions (1, 101)
+    assert y[0].tolist() == [2 - 1, 9 - 101, 4 - 1, 8 - 101]
+    # statistics of those differences over the training chunks (rows 0..3, horizon 2)
+    diffs = np.array([[actions[min(r + h, 3)] - obs[r, :2] for h in range(2)]
+                      for r in range(4)]).reshape(-1, 2)
+    np.testing.assert_allclose(info.action_mean, diffs.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(info.action_std, diffs.std(0), rtol=1e-6)
+    normalized, _ = load_windows(path, history=2, horizon=2, relative=True)
+    _, y_n = normalized.batch(torch.tensor([1]))
+    expected = (y[0].numpy().reshape(2, 2) - info.action_mean) / info.action_std
+    np.testing.assert_allclose(y_n[0].numpy(), expected.reshape(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_relative_actions_need_observed_positions_of_the_action_joints(tmp_path):
+    path = write_dataset(tmp_path / 'ds', joints=('a', 'b'))
+    manifest = json.loads((path / 'manifest.json').read_text())
+    manifest['action']['joints'] = ['b', 'c']
+    (path / 'manifest.json').write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"\['c'\] are not observed"):
+        load_windows(path, history=1, horizon=1, relative=True)
+
+
+def test_exported_relative_run_adds_the_newest_positions_back(dataset, tmp_path):
+    from il_policy_node.core.artifact import load_policy
+    from il_policy_node.core.evaluate import export_run
+
+    run_dir = tmp_path / 'run'
+    config = TrainConfig(**{**FAST, 'epochs': 2, 'relative_actions': True})
+    train(dataset, config=config, run_dir=run_dir, progress=False)
+    model, info = load_run(run_dir)
+    assert info.reference_columns == (4, 5)     # history 2 x 4 features: the newest positions
+    policy = load_policy(export_run(run_dir, tmp_path / 'policy.pt'))
+    raw, _ = load_windows(dataset, history=2, horizon=3, normalize=False, relative=True)
+    obs, _ = raw.batch(raw.splits['val'])
+    with torch.no_grad():
+        normalized = (obs - torch.as_tensor(info.obs_mean)) / torch.as_tensor(info.obs_std)
+        difference = model(normalized).reshape(-1, 3, 2) * torch.as_tensor(info.action_std) \
+            + torch.as_tensor(info.action_mean)
+        want = difference + obs[:, 4:6].unsqueeze(1)
+        got = policy.module(obs)
+    torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    assert policy.metadata.extra['relative_actions'] is True

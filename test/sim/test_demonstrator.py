@@ -250,6 +250,8 @@ def test_config_is_generic_in_the_joints_and_repeats_single_values():
     ({'joint_names': ('a', 'a', 'b', 'c', 'd', 'e')}, 'unique'),
     ({'reach_goal_lower': (1.0,) * 6, 'reach_goal_upper': (0.0,) * 6}, 'reach_goal_lower'),
     ({'start_range_rad': (float('nan'),)}, 'not finite'),
+    ({'drive_noise_rad': -0.1}, 'drive_noise_rad'),
+    ({'drive_noise_hz': 0.1}, 'drive_noise_hz'),
 ])
 def test_bad_config_is_refused_with_a_message(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -261,3 +263,23 @@ def test_demonstrator_is_ros_free():
     import il_policy_node.sim.demonstrator as module
     source = open(module.__file__).read()
     assert 'rclpy' not in source and '_msgs' not in source
+
+
+@pytest.mark.parametrize('task', ['wave', 'reach'])
+def test_drive_noise_is_smooth_faded_and_changes_nothing_else(task):
+    noisy = DemonstratorConfig(drive_noise_rad=0.1, drive_noise_hz=0.5)
+    episode, clean = make_episode(task, 3, 2, noisy), make_episode(task, 3, 2, CONFIG)
+    np.testing.assert_array_equal(episode.start, clean.start)
+    assert episode.duration_s == clean.duration_s
+    t = np.linspace(0.0, episode.duration_s, 4001)
+    np.testing.assert_array_equal(episode.sample(t)[0], clean.sample(t)[0])
+    noise = episode.perturbation(t)
+    assert np.abs(noise[[0, -1]]).max() < 1e-12              # faded in and out
+    assert not clean.perturbation(t).any()
+    middle = noise[(t > 0.5) & (t < episode.duration_s - 0.5)]
+    assert 0.03 < middle.std() < 0.2                         # about drive_noise_rad
+    # smooth: 3 sinusoids of amplitude 0.1 sqrt(2/3) at <= 0.5 Hz, times minimum-jerk fades
+    # over 0.5 s (peak slope 1.875 / 0.5 per second)
+    amplitudes = 3 * 0.1 * math.sqrt(2 / 3)
+    slope = np.abs(np.diff(noise, axis=0)).max() / (t[1] - t[0])
+    assert slope < amplitudes * (2 * math.pi * 0.5 + 1.875 / 0.5)
