@@ -214,7 +214,9 @@ class _Parser:
     def peek(self) -> tuple[str, int]:
         if self.pos < len(self.tokens):
             return self.tokens[self.pos]
-        return 'end of hierarchy', min(self.motion_line + 1, max(len(self.lines), 1))
+        if self.motion_line < len(self.lines):
+            return 'MOTION', self.motion_line + 1
+        return 'end of file', max(len(self.lines), 1)
 
     def take(self, *expected: str, what: str = '') -> tuple[str, int]:
         token, line = self.peek()
@@ -238,7 +240,7 @@ class _Parser:
 
     def joint(self, parent: int) -> None:
         name, line = self.take()
-        if name in _KEYWORDS or name == 'end of hierarchy':
+        if name in _KEYWORDS or name == 'end of file':
             raise self.error(line, f'expected a joint name, got {name!r}')
         if any(j.name == name for j in self.joints):
             raise self.error(line, f'duplicate joint name {name!r}')
@@ -260,7 +262,10 @@ class _Parser:
                     raise self.error(line, f'{where}a second End Site')
                 self.take('{', what=f'{where}End Site: ')
                 end_site = self.offset(f'{where}End Site: ')
-                self.take('}', what=f'{where}End Site cannot have children: ')
+                token, line = self.take()
+                if token != '}':
+                    hint = ' (an End Site has no children)' if token in ('JOINT', 'End') else ''
+                    raise self.error(line, f"{where}End Site: expected '}}', got {token!r}{hint}")
             elif token == '}':
                 break
             else:

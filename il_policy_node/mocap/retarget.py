@@ -196,7 +196,7 @@ def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
                             source_sha256=clip.sha256, map_sha256=mapping.sha256)
 
 
-def segment_rotation(clip: BvhClip, mapping: RetargetMap, joint: str,
+def _segment_rotation(clip: BvhClip, mapping: RetargetMap, joint: str,
                      relative_to: str | None) -> Rotation:
     """[n] rotation of ``joint`` relative to ``relative_to`` (None: its parent), robot axes."""
     parent = clip.joints[clip.joint_index(joint)].parent
@@ -219,7 +219,7 @@ def _values(clip: BvhClip, mapping: RetargetMap, source: JointSource,
     else:
         key = (source.bvh_joint, source.relative_to, source.euler)
         if key not in cache:
-            rotation = segment_rotation(clip, mapping, source.bvh_joint, source.relative_to)
+            rotation = _segment_rotation(clip, mapping, source.bvh_joint, source.relative_to)
             cache[key] = np.unwrap(rotation.as_euler(source.euler), axis=0)
         raw = cache[key][:, source.euler.index(source.axis.upper())]
     return source.sign * source.scale * raw + source.offset
