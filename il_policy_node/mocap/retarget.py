@@ -176,7 +176,8 @@ def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
     cache: dict[tuple, np.ndarray] = {}
     values = np.stack([_values(clip, mapping, mapping.joints[name], cache)
                        for name in joint_names], axis=1)
-    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * mapping.rate_hz + 1e-9)) + 1
+    # the last grid time is within the clip, up to floating-point slack
+    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * mapping.rate_hz + 1e-6)) + 1
     times = np.arange(count) / mapping.rate_hz
     spline = CubicSpline(clip.times, values, axis=0)
     positions, velocities = spline(times), spline(times, 1)
