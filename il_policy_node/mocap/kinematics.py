@@ -8,35 +8,43 @@ Positions are in BVH units and BVH axes.
 """
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from il_policy_node.mocap.bvh import BvhClip, BvhError
 
 END_SITE = '/End Site'
+_POSES: WeakKeyDictionary = WeakKeyDictionary()
 
 
 def world_pose(clip: BvhClip, name: str) -> tuple[Rotation, np.ndarray]:
     """World rotation [n] and position [n, 3] of a joint or ``'<Joint>/End Site'``."""
     joint = name.removesuffix(END_SITE)
-    index = clip.joint_index(joint)
-    chain = [index]
-    while clip.joints[chain[-1]].parent >= 0:
-        chain.append(clip.joints[chain[-1]].parent)
-    rotation, position = None, None
-    for i in reversed(chain):
-        local = clip.joints[i].name
-        if rotation is None:
-            rotation, position = clip.local_rotations(local), clip.local_translations(local)
-        else:
-            position = position + rotation.apply(clip.local_translations(local))
-            rotation = rotation * clip.local_rotations(local)
+    rotation, position = _joint_pose(clip, clip.joint_index(joint))
     if name.endswith(END_SITE):
-        end_site = clip.joints[index].end_site
+        end_site = clip.joints[clip.joint_index(joint)].end_site
         if end_site is None:
             raise BvhError(f'{clip.source}: joint {joint!r} has no End Site')
         position = position + rotation.apply(end_site)
     return rotation, position
+
+
+def _joint_pose(clip: BvhClip, index: int) -> tuple[Rotation, np.ndarray]:
+    """Memoized per clip (clips are immutable; the arrays are read-only): a map asks often."""
+    poses = _POSES.setdefault(clip, {})
+    if index not in poses:
+        joint = clip.joints[index]
+        rotation, position = (clip.local_rotations(joint.name),
+                              clip.local_translations(joint.name))
+        if joint.parent >= 0:
+            parent_rotation, parent_position = _joint_pose(clip, joint.parent)
+            position = parent_position + parent_rotation.apply(position)
+            rotation = parent_rotation * rotation
+        position.setflags(write=False)
+        poses[index] = rotation, position
+    return poses[index]
 
 
 def world_positions(clip: BvhClip, name: str) -> np.ndarray:
