@@ -216,7 +216,10 @@ def _values(clip: BvhClip, mapping: RetargetMap, source: JointSource,
     """[n] robot joint values at the clip's frames, before limits."""
     if source.channel is not None:
         raw = clip.frames[:, clip.channel_index(source.bvh_joint, source.channel)]
-        raw = raw * mapping.scale if source.channel in POSITION_CHANNELS else np.radians(raw)
+        if source.channel in POSITION_CHANNELS:
+            raw = raw * mapping.scale
+        else:
+            raw = np.unwrap(np.radians(raw))
     else:
         key = (source.bvh_joint, source.relative_to, source.euler)
         if key not in cache:
@@ -253,8 +256,9 @@ def _check_bvh_joints(mapping: RetargetMap, clip: BvhClip) -> None:
     names = [joint.name for joint in clip.joints]
     refs = [(f'rest.{joint}', joint) for joint in mapping.rest]
     for s in mapping.joints.values():
-        refs += [(f'joints.{s.robot_joint}', s.bvh_joint)]
-        refs += [(f'joints.{s.robot_joint}.relative_to', s.relative_to)] * bool(s.relative_to)
+        refs.append((f'joints.{s.robot_joint}', s.bvh_joint))
+        if s.relative_to is not None:
+            refs.append((f'joints.{s.robot_joint}.relative_to', s.relative_to))
     for ee in mapping.end_effectors:
         refs += [(f'end_effectors.{ee.name}', ee.bvh_joint),
                  (f'end_effectors.{ee.name}.relative_to', ee.relative_to)]

@@ -67,11 +67,14 @@ def test_sign_scale_and_offset(tmp_path):
 
 def test_raw_channels_degrees_to_radians_and_positions_to_metres(tmp_path):
     joints = [BvhJoint('Hips', -1, (0.0, 0.0, 0.0), ('Xposition', 'Yrotation'))]
-    clip = through_file(tmp_path, joints, [[150.0, 90.0], [-50.0, -45.0]], frame_time=0.5)
+    clip = through_file(tmp_path, joints, [[150.0, 90.0], [-50.0, -45.0], [0.0, -175.0],
+                                           [0.0, 175.0]], frame_time=0.5)
     entries = {'slide': {'bvh_joint': 'Hips', 'channel': 'Xposition'},
                'turn': {'bvh_joint': 'Hips', 'channel': 'Yrotation', 'sign': -1.0}}
     motion = run(tmp_path, clip, entries, scale=0.01)
-    np.testing.assert_allclose(motion.positions, [[1.5, -np.pi / 2], [-0.5, np.pi / 4]])
+    np.testing.assert_allclose(motion.positions[:, 0], [1.5, -0.5, 0.0, 0.0])
+    # a rotation channel wrapped from -175 to 175 degrees is unwrapped to -185
+    np.testing.assert_allclose(np.degrees(motion.positions[:, 1]), [-90, 45, 175, 185])
 
 
 def test_resampling_gives_the_sine_and_its_analytic_derivative(tmp_path):
