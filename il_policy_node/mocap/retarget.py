@@ -16,17 +16,19 @@ The map (see config/retarget/humanoid_upper.yaml)::
       left_hand: {bvh_joint: LeftHand/End Site, relative_to: Hips}
 
 An ``axis`` entry takes the rotation of ``bvh_joint`` relative to ``relative_to`` (default:
-its BVH parent) in robot axes, R = rest(ref)^-1 C R_w(ref)^-1 R_w(joint) C^T rest(joint)
-(C from ``axes``, R_w world rotations), decomposes R into intrinsic Euler angles in the order
-``euler`` (default: ``axis`` first, the others cyclic: x -> XYZ, y -> YZX, z -> ZXY) and keeps
-the angle about ``axis`` (right-hand rule about the robot axis). Robot joints on one segment
-use one ``euler`` order, the order of the robot's joint chain, so that their angles compose
-back to R. A ``channel`` entry takes a raw channel (rotation degrees -> rad, positions ->
-metres with ``scale``). Either way robot value = sign * scale * value + offset (per-joint
-``scale`` default 1, ``sign`` +-1, ``offset`` rad). Angles are unwrapped over the clip, then
-a cubic spline through the clip's frame times gives positions and velocities (its
-derivative) on the uniform grid. Positions outside the limits are clamped, velocities there
-set to 0, and :class:`RetargetedMotion` reports per joint how many frames and by how much.
+its BVH parent) in robot axes, R = rest(ref)^-1 C R_w(ref)^-1 R_w(joint) C^T rest(joint) (C
+from ``axes``, R_w world rotations), decomposes R into intrinsic Euler angles in the order
+``euler`` (default: ``axis`` first, the others cyclic: x -> XYZ, y -> YZX, z -> ZXY) and
+keeps the angle about ``axis`` (right-hand rule about the robot axis). Robot joints on one
+segment use one ``euler`` order, the order of the robot's joint chain, so that their angles
+compose back to R. Where the middle angle reaches +-90 deg the split between the other two
+is arbitrary (gimbal lock; scipy warns) and so is the robot chain's there. A ``channel``
+entry takes a raw channel (rotation degrees -> rad, positions -> metres with ``scale``).
+Either way robot value = sign * scale * value + offset (per-joint ``scale`` default 1,
+``sign`` +-1, ``offset`` rad). Angles are unwrapped over the clip, then a cubic spline
+through the clip's frame times gives positions and velocities (its derivative) on the
+uniform grid. Positions outside the limits are clamped, velocities there set to 0, and
+:class:`RetargetedMotion` reports per joint how many frames and by how much.
 """
 from __future__ import annotations
 
