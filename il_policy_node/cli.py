@@ -137,7 +137,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     evaluate = _core('evaluate', 'export')
-    path = evaluate.export_run(args.run_dir, args.output, dataset_dir=args.dataset)
+    path = evaluate.export_run(args.run_dir, args.output, dataset_dir=args.dataset,
+                               checkpoint=args.checkpoint)
     print(f'wrote {path} and {path.name}.sha256')
     return EXIT_OK
 
@@ -256,12 +257,13 @@ Writes: RUN_DIR/config.json, metrics.csv, tensorboard/, loss.png and checkpoints
     export = _add(
         commands, 'export', 'run directory -> policy.pt for policy_node',
         '''\
-Export a run's best checkpoint as the policy artifact that policy_node loads: TorchScript with
-the dataset's normalization inside and metadata (joints, observation spec, history, action
-horizon, control rate, dataset fingerprint). Before writing, the exported module is compared
+Export a run's checkpoint (the best by validation loss unless --checkpoint last) as the
+policy artifact that policy_node loads: TorchScript with the dataset's normalization inside
+and metadata (joints, observation spec, history, action horizon, control rate, dataset
+fingerprint). Before writing, the exported module is compared
 with the eager model on validation observations (max abs diff <= 1e-5).
 
-Reads:  RUN_DIR/config.json, RUN_DIR/checkpoints/best.pt and the run's dataset directory
+Reads:  RUN_DIR/config.json, RUN_DIR/checkpoints/best.pt (or last.pt), the run's dataset
         (manifest.json, data.npz; --dataset when it has moved).
 Writes: the policy file and its sha256 sidecar (<policy>.sha256), atomically.''',
         cmd_export)
@@ -270,6 +272,9 @@ Writes: the policy file and its sha256 sidecar (<policy>.sha256), atomically.'''
                         help='policy file to write (e.g. policy.pt)')
     export.add_argument('--dataset', default=None, metavar='DIR',
                         help="the run's dataset directory, if not where config.json says")
+    export.add_argument('--checkpoint', choices=('best', 'last'), default='best',
+                        help='best: lowest validation loss; last: the final epoch (when the '
+                             'validation loss does not predict closed-loop behaviour)')
 
     evaluate = _add(
         commands, 'eval', 'open-loop evaluation of policy.pt on a dataset',

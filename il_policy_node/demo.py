@@ -1,6 +1,7 @@
 """The main job: the whole product on the simulated arm, real processes over DDS.
 
-For each task (wave, reach), on one local ROS graph (sim_robot, MuJoCo):
+For each task (wave, reach; the tasks run at the same time, each on its own local ROS graph
+with its own sim_robot):
   1. record     demonstrator + demo_recorder: N demonstrations, one bag per episode
   2. pipeline   il-policy dataset build -> train -> export -> eval (open loop)
   3. reference  the demonstrator performs M held-out episodes (another seed: start poses and
@@ -18,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +62,24 @@ LOOP_KEYS = ('loop_rate_hz', 'missed_ticks', 'period_error_p99_us', 'compute_p50
              'compute_p99_us')
 
 
+@dataclass(frozen=True)
+class TaskRecipe:
+    """How the demo demonstrates and trains one task (README, closed loop, says why)."""
+
+    drive_noise_rad: float          # DART perturbation of the robot while demonstrating
+    reaches_per_episode: int = 1    # reach: goals per demonstration episode
+    relative_inputs: bool = False   # the goal as goal - position
+
+
+# Both: relative actions, 0.5 s chunks with temporal ensembling, the last epoch (the validation
+# loss of 1-2 held-out demonstrations does not predict closed-loop success), demonstrations
+# commanded at the policy's control rate (the same command timing in training and in use).
+RECIPES = {'wave': TaskRecipe(drive_noise_rad=0.05),
+           'reach': TaskRecipe(drive_noise_rad=0.1, reaches_per_episode=3,
+                               relative_inputs=True)}
+HORIZON = 25
+
+
 class StageError(RuntimeError):
     """A stage of the demo failed; the message names the stage and the reason."""
 
@@ -72,13 +93,21 @@ class Settings:
     episodes: int = 10
     rollouts: int = 10
     seed: int = 0
-    epochs: int = 100
+    epochs: int = 60
     wave_cycles: int = 4
-    drive_noise_rad: float = 0.0    # perturbation of the robot during training demonstrations
+    drive_noise_rad: float | None = None    # None: the task's recipe
 
-    def demonstrator(self) -> DemonstratorConfig:
-        """Episode settings; the perturbation is drawn last, so it changes no other value."""
-        return DemonstratorConfig(wave_cycles=self.wave_cycles)
+    def demonstrator(self, task: str, *, training: bool) -> DemonstratorConfig:
+        """Episode settings: held-out episodes are single reaches without perturbation.
+
+        The perturbation is drawn last, and later reaches after the first, so the first reach
+        of an episode does not depend on either.
+        """
+        recipe = RECIPES[task]
+        noise = recipe.drive_noise_rad if self.drive_noise_rad is None else self.drive_noise_rad
+        return DemonstratorConfig(
+            wave_cycles=self.wave_cycles, drive_noise_rad=noise if training else 0.0,
+            reaches_per_episode=recipe.reaches_per_episode if training else 1)
 
 
 @dataclass
@@ -107,6 +136,7 @@ class SimGraph:
     """sim_robot and the other nodes as processes on a private domain, plus an operator node."""
 
     def __init__(self, out: Path) -> None:
+        """``out``: the folder of the node logs and of the bags."""
         from domain_coordinator import domain_id
 
         from il_policy_node.ros.local_graph import local_ros_env
@@ -167,7 +197,7 @@ class SimGraph:
 
     def start_recorder(self, task: str, session: str, topics: list[str]) -> None:
         self.start('demo_recorder', 'il_policy_node.nodes.demo_recorder_node', {
-            'output_dir': str(self.out / task), 'session': session, 'topics': topics,
+            'output_dir': str(self.out), 'session': session, 'topics': topics,
             'topic_types': [''] * len(topics), 'required_topics': ['/joint_states'],
             'task': task, 'operator': 'il_policy_node.demo'})
         from std_srvs.srv import Trigger
@@ -177,23 +207,22 @@ class SimGraph:
 
 # -- stages ------------------------------------------------------------------------------------
 def record_demonstrations(graph: SimGraph, task: str, session: str, seed: int, episodes: int,
-                          settings: Settings) -> Path:
+                          config: DemonstratorConfig) -> Path:
     """The demonstrator performs ``episodes`` episodes of ``task`` while the recorder records."""
     topics = ['/joint_states', DEMO_TOPIC, COMMAND_TOPIC] + \
         ([GOAL_TOPIC] if task == 'reach' else [])
     graph.start_recorder(task, session, topics)
-    config = settings.demonstrator()
     longest = max(make_episode(task, seed, i, config).duration_s for i in range(episodes))
     graph.start('demonstrator', 'il_policy_node.nodes.demonstrator_node', {
-        'task': task, 'seed': seed, 'episodes': episodes, 'wave_cycles': settings.wave_cycles,
-        'recorder': 'demo_recorder', 'command_rate_hz': 100.0,
-        'drive_noise_rad': settings.drive_noise_rad if session == 'demonstrations' else 0.0})
+        'task': task, 'seed': seed, 'episodes': episodes, 'wave_cycles': config.wave_cycles,
+        'reaches_per_episode': config.reaches_per_episode, 'recorder': 'demo_recorder',
+        'command_rate_hz': CONTROL_RATE_HZ, 'drive_noise_rad': config.drive_noise_rad})
     graph.wait_exit('demonstrator', timeout_s=60.0 + episodes * (longest + 5.0))
     graph.stop('demo_recorder')
-    bags = find_bags([graph.out / task / session])
+    bags = find_bags([graph.out / session])
     if len(bags) != episodes:
         raise StageError(f'{task} {session}: {len(bags)} bags recorded, expected {episodes}')
-    return graph.out / task / session
+    return graph.out / session
 
 
 def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings) -> tuple[Path, float]:
@@ -203,12 +232,10 @@ def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings) -> tup
         'observation': {'topic': '/joint_states', 'fields': ['position', 'velocity'],
                         'extra': [{'topic': GOAL_TOPIC}] if task == 'reach' else []},
         'action': {'source': 'command', 'topic': DEMO_TOPIC},
-        'split': {'seed': settings.seed, 'val_fraction': 0.2}}
-    # Relative actions and 0.2 s action chunks (temporal ensembling in policy_node): with 10
-    # demonstrations they track 10x better open loop than absolute single-step targets, and
-    # the wave policy keeps a periodic motion in closed loop (see README, closed loop).
-    train_config = {'epochs': settings.epochs, 'patience': 15, 'seed': settings.seed,
-                    'device': 'cpu', 'relative_actions': True, 'horizon': 10}
+        'split': {'seed': settings.seed, 'val_fraction': 0.1}}
+    train_config = {'epochs': settings.epochs, 'patience': 0, 'lr_schedule': 'cosine',
+                    'seed': settings.seed, 'device': 'cpu', 'horizon': HORIZON,
+                    'relative_actions': True, 'relative_inputs': RECIPES[task].relative_inputs}
     (folder / 'dataset.yaml').write_text(yaml.safe_dump(dataset_config))
     (folder / 'train.yaml').write_text(yaml.safe_dump(train_config))
     dataset, run, policy = folder / 'dataset', folder / 'run', folder / 'policy.pt'
@@ -217,13 +244,15 @@ def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings) -> tup
                            '-o', str(dataset), '--overwrite']),
         ('train', ['train', '--dataset', str(dataset), '--config', str(folder / 'train.yaml'),
                    '-o', str(run)]),
-        ('export', ['export', str(run), '-o', str(policy)]),
+        ('export', ['export', str(run), '-o', str(policy), '--checkpoint', 'last']),
         ('eval', ['eval', '--model', str(policy), '--dataset', str(dataset), '--plots',
                   str(folder / 'open_loop'), '--json', str(folder / 'open_loop.json')]),
     ]
     for name, args in steps:
         _log.info('%s: il-policy %s', task, ' '.join(args))
-        result = subprocess.run([sys.executable, '-m', 'il_policy_node.cli', *args])
+        # One thread: the other task's simulation runs in real time beside it.
+        result = subprocess.run([sys.executable, '-m', 'il_policy_node.cli', *args],
+                                env={**os.environ, 'OMP_NUM_THREADS': '1'})
         if result.returncode != 0:
             raise StageError(f'{task}: il-policy {name} failed (exit {result.returncode})')
     rmse = json.loads((folder / 'open_loop.json').read_text())['overall_rmse_rad']
@@ -272,7 +301,7 @@ def run_policy(graph: SimGraph, task: str, policy: Path, episodes: list[Episode]
         values = [float(d[key]) for d in loop if d.get(key) not in (None, '', 'nan')]
         if values:
             figures[key] = float(np.max(values) if key == 'missed_ticks' else np.mean(values))
-    return graph.out / task / 'rollouts', figures
+    return graph.out / 'rollouts', figures
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -308,13 +337,13 @@ def score_runs(folder: Path, episodes: list[Episode], command_topic: str, config
 
 
 # -- report ------------------------------------------------------------------------------------
-def plot_task(folder: Path, graph_out: Path, task: str, episode: Episode) -> list[Path]:
+def plot_task(folder: Path, task: str, episode: Episode) -> list[Path]:
     """Demonstrated vs policy joint trajectories of one held-out start, and the loss curve."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    reference = sorted(find_bags([graph_out / task / 'reference']))[0]
-    policy = sorted(find_bags([graph_out / task / 'rollouts']))[0]
+    reference = sorted(find_bags([folder / 'reference']))[0]
+    policy = sorted(find_bags([folder / 'rollouts']))[0]
     runs = {'demonstrator': load_run(reference, DEMO_TOPIC),
             'policy': load_run(policy, COMMAND_TOPIC)}
     joints = episode.joint_names
@@ -355,42 +384,51 @@ def format_table(results: list[TaskResult]) -> str:
     return '\n'.join(lines)
 
 
-def run_task(graph: SimGraph, task: str, settings: Settings) -> TaskResult:
+def run_task(task: str, settings: Settings) -> TaskResult:
+    """Every stage of one task on its own local graph (out/<task>: logs, bags, policy, plots)."""
     from il_policy_node.sim.models import model_info
     info = model_info(MODEL)
     lower, upper = np.asarray(info.lower_limits), np.asarray(info.upper_limits)
-    folder = graph.out / task
+    folder = settings.out / task
     folder.mkdir(parents=True, exist_ok=True)
-    config = settings.demonstrator()
-    _log.info('%s: recording %d demonstrations', task, settings.episodes)
-    bags = record_demonstrations(graph, task, 'demonstrations', settings.seed,
-                                 settings.episodes, settings)
-    policy, open_loop = run_pipeline(task, bags, folder, settings)
-    held_out_seed = settings.seed + HELD_OUT_SEED_OFFSET
-    held_out = [make_episode(task, held_out_seed, i, config) for i in range(settings.rollouts)]
-    _log.info('%s: the demonstrator on %d held-out episodes (reference)', task,
-              settings.rollouts)
-    reference = record_demonstrations(graph, task, 'reference', held_out_seed,
-                                      settings.rollouts, settings)
-    _log.info('%s: policy_node drives the robot from the %d held-out starts', task,
-              settings.rollouts)
-    rollouts, loop = run_policy(graph, task, policy, held_out, lower, upper)
+    graph = SimGraph(folder)
+    try:
+        _log.info('%s: recording %d demonstrations', task, settings.episodes)
+        bags = record_demonstrations(graph, task, 'demonstrations', settings.seed,
+                                     settings.episodes,
+                                     settings.demonstrator(task, training=True))
+        policy, open_loop = run_pipeline(task, bags, folder, settings)
+        held_out_seed = settings.seed + HELD_OUT_SEED_OFFSET
+        config = settings.demonstrator(task, training=False)
+        held_out = [make_episode(task, held_out_seed, i, config)
+                    for i in range(settings.rollouts)]
+        _log.info('%s: the demonstrator on %d held-out episodes (reference)', task,
+                  settings.rollouts)
+        reference = record_demonstrations(graph, task, 'reference', held_out_seed,
+                                          settings.rollouts, config)
+        _log.info('%s: policy_node drives the robot from the %d held-out starts', task,
+                  settings.rollouts)
+        rollouts, loop = run_policy(graph, task, policy, held_out, lower, upper)
+    finally:
+        graph.close()
     result = TaskResult(
         task=task, policy=policy, open_loop_rmse_rad=open_loop, loop=loop,
         policy_scores=score_runs(rollouts, held_out, COMMAND_TOPIC, config, lower, upper),
         reference_scores=score_runs(reference, held_out, DEMO_TOPIC, config, lower, upper))
-    plot_task(folder, graph.out, task, held_out[0])
+    plot_task(folder, task, held_out[0])
     return result
 
 
 def run_demo(settings: Settings) -> list[TaskResult]:
-    """Every stage for every task; the results (StageError when a stage fails)."""
+    """Every stage for every task, the tasks side by side; StageError when a stage fails."""
     settings.out.mkdir(parents=True, exist_ok=True)
-    graph = SimGraph(settings.out)
-    try:
-        return [run_task(graph, task, settings) for task in settings.tasks]
-    finally:
-        graph.close()
+    with ThreadPoolExecutor(max_workers=len(settings.tasks)) as pool:
+        futures = [pool.submit(run_task, task, settings) for task in settings.tasks]
+        errors = [f.exception() for f in futures]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise failed[0]
+    return [f.result() for f in futures]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,10 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--tasks', default=','.join(TASKS), help='comma-separated: wave,reach')
     parser.add_argument('--episodes', type=int, default=10, help='demonstrations per task')
     parser.add_argument('--rollouts', type=int, default=10, help='held-out runs per task')
-    parser.add_argument('--epochs', type=int, default=100, help='maximum training epochs')
+    parser.add_argument('--epochs', type=int, default=Settings.epochs, help='training epochs')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--drive-noise', type=float, default=Settings.drive_noise_rad,
-                        help='std (rad) of the perturbation of the robot while demonstrating')
+    parser.add_argument('--drive-noise', type=float, default=None,
+                        help='std (rad) of the perturbation of the robot while demonstrating '
+                             '(default: per task, wave 0.05, reach 0.1)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[demo] %(message)s')
     out = args.out or Path('out') / datetime.now().strftime('demo-%Y%m%d-%H%M%S')

@@ -40,16 +40,16 @@ def validation_observations(dataset: Dataset, history: int,
 
 # -- export ------------------------------------------------------------------------------------
 def export_run(run_dir: str | Path, output: str | Path, *,
-               dataset_dir: str | Path | None = None) -> Path:
-    """Export a run's best checkpoint as the policy artifact ``output`` (+ its .sha256).
+               dataset_dir: str | Path | None = None, checkpoint: str = 'best') -> Path:
+    """Export a run's checkpoint (``best`` or ``last``) as the artifact ``output`` (+ .sha256).
 
     Normalization comes from the dataset manifest's train-split statistics; the scripted
     module is checked against the eager model on validation observations.
     """
     from il_policy_node.core.export import export_policy
-    from il_policy_node.core.train import load_run
+    from il_policy_node.core.train import checkpoint_file, load_run
 
-    model, run = load_run(run_dir)
+    model, run = load_run(run_dir, checkpoint=checkpoint_file(checkpoint))
     dataset = load_dataset(dataset_dir or run.dataset_path)
     history, horizon = run.history, run.horizon
     frame = dataset.observations.shape[1]
@@ -69,10 +69,11 @@ def export_run(run_dir: str | Path, output: str | Path, *,
         action_horizon=horizon, control_rate_hz=dataset.control_rate_hz,
         obs_mean=run.obs_mean, obs_std=run.obs_std, action_mean=run.action_mean,
         action_std=run.action_std, reference_columns=run.reference_columns,
-        dataset_fingerprint=have,
+        input_differences=run.input_differences, dataset_fingerprint=have,
         extra_metadata={'run': str(Path(run_dir).resolve()), 'dataset': str(dataset.path),
                         'seed': run.config.seed,
-                        'relative_actions': run.config.relative_actions},
+                        'relative_actions': run.config.relative_actions,
+                        'relative_inputs': run.config.relative_inputs},
         check_inputs=validation_observations(dataset, history))
 
 

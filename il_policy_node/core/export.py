@@ -32,11 +32,14 @@ class NormalizedPolicy(nn.Module):
     (normalized); statistics are buffers, so they are saved inside the TorchScript file.
     With ``reference_columns`` (relative actions) the model predicts differences to those raw
     observation columns (the newest positions of the action joints), which are added back.
+    With ``input_differences`` (relative inputs) each pair's first column is replaced by its
+    difference to the second (e.g. goal - position) before normalization.
     """
 
     def __init__(self, model: nn.Module, *, obs_mean: np.ndarray, obs_std: np.ndarray,
                  action_mean: np.ndarray, action_std: np.ndarray, action_horizon: int,
-                 action_size: int, reference_columns: tuple[int, ...] = ()) -> None:
+                 action_size: int, reference_columns: tuple[int, ...] = (),
+                 input_differences: tuple[tuple[int, int], ...] = ()) -> None:
         super().__init__()
         self.model = model
         self.horizon = action_horizon
@@ -47,9 +50,17 @@ class NormalizedPolicy(nn.Module):
         self.register_buffer('action_std', _as_tensor(action_std).clamp_min(MIN_STD))
         self.register_buffer('reference', torch.tensor(list(reference_columns),
                                                        dtype=torch.long))
+        self.register_buffer('differenced', torch.tensor([c for c, _ in input_differences],
+                                                         dtype=torch.long))
+        self.register_buffer('subtracted', torch.tensor([p for _, p in input_differences],
+                                                        dtype=torch.long))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        normalized = (obs - self.obs_mean) / self.obs_std
+        inputs = obs
+        if self.differenced.numel() > 0:
+            inputs = obs.index_copy(1, self.differenced, obs.index_select(1, self.differenced)
+                                    - obs.index_select(1, self.subtracted))
+        normalized = (inputs - self.obs_mean) / self.obs_std
         out = self.model(normalized).reshape(obs.shape[0], self.horizon, self.action_size)
         out = out * self.action_std + self.action_mean
         if self.reference.numel() > 0:
@@ -66,13 +77,16 @@ def export_policy(model: nn.Module, path: str | Path, *,
                   action_horizon: int, control_rate_hz: float,
                   obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None = None,
                   action_mean: np.ndarray | None = None, action_std: np.ndarray | None = None,
-                  reference_columns: tuple[int, ...] = (), dataset_fingerprint: str = '',
+                  reference_columns: tuple[int, ...] = (),
+                  input_differences: tuple[tuple[int, int], ...] = (),
+                  dataset_fingerprint: str = '',
                   extra_metadata: Mapping[str, Any] | None = None,
                   check_inputs: np.ndarray | None = None, atol: float = 1e-5) -> Path:
     """Script, freeze and write ``model`` with normalization and metadata; return the path.
 
     Statistics default to identity (mean 0, std 1). ``reference_columns``: the model predicts
-    differences to these observation columns, one per action joint (see NormalizedPolicy).
+    differences to these observation columns, one per action joint; ``input_differences``:
+    (column, subtracted column) pairs the model sees as differences (see NormalizedPolicy).
     Before the file is published (atomically,
     with its sha256 sidecar), the scripted module is compared with the eager one on
     ``check_inputs`` (raw observations; random ones when not given): max abs diff <= atol.
@@ -91,11 +105,15 @@ def export_policy(model: nn.Module, path: str | Path, *,
         action_mean=np.zeros(action_size) if action_mean is None else action_mean,
         action_std=np.ones(action_size) if action_std is None else action_std,
         action_horizon=action_horizon, action_size=action_size,
-        reference_columns=tuple(reference_columns)).eval()
+        reference_columns=tuple(reference_columns),
+        input_differences=tuple(input_differences)).eval()
     if reference_columns and (len(reference_columns) != action_size or
                               not all(0 <= c < obs_size for c in reference_columns)):
         raise ValueError(f'reference_columns {list(reference_columns)} must be {action_size} '
                          f'observation columns (of {obs_size})')
+    if not all(0 <= c < obs_size and 0 <= p < obs_size and c != p for c, p in input_differences):
+        raise ValueError(f'input_differences {[list(p) for p in input_differences]} must be '
+                         f'pairs of two different observation columns (of {obs_size})')
     for name, size, want in (('obs_mean', wrapper.obs_mean.numel(), obs_size),
                              ('obs_std', wrapper.obs_std.numel(), obs_size)):
         if size != want:

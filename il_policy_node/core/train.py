@@ -63,6 +63,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     obs_noise_std: float = 0.0
     relative_actions: bool = False
+    relative_inputs: bool = False
     lr_schedule: str = 'none'
     lr_step_epochs: int = 30
     lr_gamma: float = 0.1
@@ -103,9 +104,9 @@ class TrainConfig:
                               f'got {self.lr_schedule!r}')
         if self.device not in DEVICES:
             raise ConfigError(f'device must be one of {list(DEVICES)}, got {self.device!r}')
-        if not isinstance(self.relative_actions, bool):
-            raise ConfigError(f'relative_actions must be true or false, got '
-                              f'{self.relative_actions!r}')
+        for key in ('relative_actions', 'relative_inputs'):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f'{key} must be true or false, got {getattr(self, key)!r}')
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> 'TrainConfig':
@@ -206,6 +207,13 @@ class RunInfo:
         return tuple(newest + c for c in self.dataset.relative_to)
 
     @property
+    def input_differences(self) -> tuple[tuple[int, int], ...]:
+        """(column, subtracted column) pairs of every history frame (relative inputs), or ()."""
+        frame = self.dataset.frame_size
+        return tuple((k * frame + c, k * frame + p) for k in range(self.config.history)
+                     for c, p in self.dataset.input_differences)
+
+    @property
     def action_std(self) -> np.ndarray:
         return self.dataset.action_std
 
@@ -213,6 +221,14 @@ class RunInfo:
 def build_model(config: TrainConfig, obs_size: int, chunk_size: int) -> nn.Module:
     """The policy network of a run: seed_mlp on normalized data, ``[B, k*F] -> [B, H*A]``."""
     return seed_mlp(obs_size, chunk_size, config.hidden, dropout=config.dropout)
+
+
+def checkpoint_file(name: str) -> str:
+    """The checkpoint file of ``best`` (lowest validation loss) or ``last`` (final epoch)."""
+    files = {'best': BEST, 'last': LAST}
+    if name not in files:
+        raise ValueError(f'checkpoint must be one of {sorted(files)}, got {name!r}')
+    return files[name]
 
 
 def load_run(run_dir: str | Path, *, checkpoint: str = BEST,
@@ -393,7 +409,8 @@ def train(dataset_dir: str | Path, *, config: TrainConfig, run_dir: str | Path,
 def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
            progress: bool, ctx: _Dist) -> RunResult:
     data, info = load_windows(dataset_dir, history=config.history, horizon=config.horizon,
-                              relative=config.relative_actions)
+                              relative=config.relative_actions,
+                              relative_inputs=config.relative_inputs)
     data = data.to(ctx.device)
     train_rows, val_rows = data.splits['train'], data.splits['val']
     if train_rows.shape[0] == 0:

@@ -38,6 +38,10 @@ class DatasetInfo:
     # Relative actions: the frame columns (positions of the action joints) the actions are
     # relative to, and then action_mean/std are those of the differences; () = absolute.
     relative_to: tuple[int, ...] = ()
+    # Relative inputs: (column, subtracted column) pairs of a frame: a further input's position
+    # of a joint minus the observed position of the same joint (e.g. goal - position); the
+    # statistics of those columns are then those of the differences. () = raw inputs.
+    input_differences: tuple[tuple[int, int], ...] = ()
 
     def observation_spec(self, history: int = 1) -> ObservationSpec:
         return observation_spec({'joints': self.obs_joints, 'fields': self.obs_fields,
@@ -58,7 +62,8 @@ class DatasetInfo:
                 'obs_mean': self.obs_mean.tolist(), 'obs_std': self.obs_std.tolist(),
                 'action_mean': self.action_mean.tolist(),
                 'action_std': self.action_std.tolist(), 'obs_extra': list(self.obs_extra),
-                'relative_to': list(self.relative_to)}
+                'relative_to': list(self.relative_to),
+                'input_differences': [list(p) for p in self.input_differences]}
 
     @classmethod
     def from_manifest(cls, path: str | Path, manifest: Mapping[str, Any]) -> 'DatasetInfo':
@@ -83,7 +88,10 @@ class DatasetInfo:
                    obs_joints=tuple(data['obs_joints']), obs_fields=tuple(data['obs_fields']),
                    action_joints=tuple(data['action_joints']),
                    obs_extra=tuple(data.get('obs_extra', ())),
-                   relative_to=tuple(int(c) for c in data.get('relative_to', ())), **arrays)
+                   relative_to=tuple(int(c) for c in data.get('relative_to', ())),
+                   input_differences=tuple((int(c), int(p))
+                                           for c, p in data.get('input_differences', ())),
+                   **arrays)
 
 
 def window_indices(starts: np.ndarray, lengths: np.ndarray, history: int,
@@ -152,13 +160,15 @@ class WindowedData:
 
 
 def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
-                 normalize: bool = True, relative: bool = False
+                 normalize: bool = True, relative: bool = False, relative_inputs: bool = False
                  ) -> tuple[WindowedData, DatasetInfo]:
     """Load a dataset directory (checked by core/dataset.py load_dataset) into CPU tensors.
 
     ``relative``: targets are the actions minus the row's own observed position of each
     action joint; ``info.action_mean/std`` are then those differences' statistics over the
     training chunks, and ``info.relative_to`` names the frame columns subtracted.
+    ``relative_inputs``: further inputs' positions become differences to the observed
+    positions of the same joints (``info.input_differences``, statistics of the differences).
     """
     dataset = load_dataset(dataset_dir)
     info = DatasetInfo.from_manifest(dataset_dir, dataset.manifest)
@@ -179,13 +189,22 @@ def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
     chunk_full = np.repeat(np.arange(n, dtype=np.int64)[:, None], horizon, axis=1)
     hist_full[rows], chunk_full[rows] = hist, chunk
     splits = {s: torch.from_numpy(rows[split_of == s].astype(np.int64)) for s in SPLITS}
+    train_rows = splits['train'].numpy() if len(splits['train']) else rows
 
+    if relative_inputs:
+        pairs = input_difference_columns(info, dataset_dir)
+        columns, subtracted = (np.array(c, np.int64) for c in zip(*pairs))
+        observations = observations.copy()
+        observations[:, columns] -= observations[:, subtracted]
+        mean, std = info.obs_mean.copy(), info.obs_std.copy()
+        mean[columns] = observations[train_rows][:, columns].mean(axis=0)
+        std[columns] = observations[train_rows][:, columns].std(axis=0)
+        info = replace(info, input_differences=pairs, obs_mean=mean, obs_std=std)
     reference = offset = None
     if relative:
         columns = _reference_columns(info, dataset_dir)
         reference = observations[:, columns]
-        mean, std = _difference_stats(actions, reference, chunk_full,
-                                      splits['train'].numpy() if len(splits['train']) else rows)
+        mean, std = _difference_stats(actions, reference, chunk_full, train_rows)
         info = replace(info, relative_to=tuple(int(c) for c in columns), action_mean=mean,
                        action_std=std)
     if normalize:
@@ -218,6 +237,32 @@ def _reference_columns(info: DatasetInfo, dataset_dir: str | Path) -> np.ndarray
                            f'action joints; {missing} are not observed')
     start = [f.value for f in spec.fields].index('position') * len(spec.joints)
     return np.array([start + spec.joints.index(j) for j in info.action_joints], np.int64)
+
+
+def input_difference_columns(info: DatasetInfo, dataset_dir: str | Path
+                             ) -> tuple[tuple[int, int], ...]:
+    """(column, observed position column) of every further input position of an observed joint.
+
+    DatasetError when there is none (relative inputs need e.g. a goal of the observed joints).
+    """
+    spec = info.observation_spec()
+    positions: dict[str, int] = {}
+    pairs = []
+    offset = 0
+    for topic, field, joints in spec.parts:
+        for i, joint in enumerate(joints):
+            if field.value != 'position':
+                continue
+            if topic is None:
+                positions[joint] = offset + i
+            elif joint in positions:
+                pairs.append((offset + i, positions[joint]))
+        offset += len(joints)
+    if not pairs:
+        raise DatasetError(f'{dataset_dir}: relative inputs need a further observed topic with '
+                           f'positions of observed joints (e.g. a goal pose); the dataset has '
+                           f'{[(t, f.value, list(j)) for t, f, j in spec.parts if t]}')
+    return tuple(pairs)
 
 
 def _difference_stats(actions: np.ndarray, reference: np.ndarray, chunk: np.ndarray,

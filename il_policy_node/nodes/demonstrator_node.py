@@ -9,8 +9,9 @@ Like an operator with a pedal, for each episode of il_policy_node.sim.demonstrat
      ``demo/joint_command`` (positions, velocities, stamp = now) and, with drive_robot, a
      one-point JointTrajectory (positions, time_from_start = 1 / command_rate_hz) to the
      controller, as a teleop follower is driven (plus the episode's perturbation when
-     drive_noise_rad > 0); for ``reach`` the goal as JointState on
-     ``demo/goal`` (reliable, transient local: also published once before recording);
+     drive_noise_rad > 0); for ``reach`` the goal being reached as JointState on
+     ``demo/goal`` (reliable, transient local: also published once before recording; it
+     changes within an episode when reaches_per_episode > 1);
   4. calls ``<recorder>/stop_episode`` (std_srvs/SetBool, data = true).
 ``~/episode`` (std_msgs/String, JSON; reliable, transient local) tells what each episode is,
 at its start. recorder:='' runs without a recorder.
@@ -98,6 +99,9 @@ PARAMETERS = (
               'Reach duration times uniform 1 +- this.', float_range=(0.0, 0.99)),
     ParamSpec('reach_hold_s', _d('reach_hold_s'), 'Hold at the goal after the reach.',
               float_range=(0.0, 1000.0)),
+    ParamSpec('reaches_per_episode', _d('reaches_per_episode'),
+              'Reach: goals per episode (with a reach to a new start pose between them).',
+              int_range=(1, 1000)),
     ParamSpec('drive_noise_rad', _d('drive_noise_rad'),
               'Std of the smooth noise added to what the robot is sent (not to the recorded '
               'command); 0 = none.', float_range=(0.0, 1.0)),
@@ -154,6 +158,7 @@ def config_from_parameters(params: dict) -> DemonstratorConfig:
         reach_speed_rad_s=float(params['reach_speed_rad_s']),
         reach_duration_jitter=float(params['reach_duration_jitter']),
         reach_hold_s=float(params['reach_hold_s']),
+        reaches_per_episode=int(params['reaches_per_episode']),
         drive_noise_rad=float(params['drive_noise_rad']),
         drive_noise_hz=float(params['drive_noise_hz']))
 
@@ -312,6 +317,7 @@ class DemonstratorNode(Node):
                            self.config.safe_upper)
             self._robot_pub.publish(self._trajectories.fill(sent, None, hold=False))
         if self._goal_pub is not None:
+            self._goal.positions[:] = episode.goal_at(t)
             self._publish_goal()
         if t >= episode.duration_s:
             self._request_stop(now)

@@ -11,7 +11,10 @@ Tasks (everything per joint is an array in ``joint_names`` order):
   episode draws its own period (tempo) and amplitude scale around the nominal ones.
 - ``reach``: from a random start pose, a minimum-jerk move to a random goal whose duration
   grows with the distance (``reach_base_s + distance / reach_speed_rad_s``, with jitter), then
-  a hold at the goal for ``reach_hold_s``.
+  a hold at the goal for ``reach_hold_s``. With ``reaches_per_episode`` = n > 1 the episode
+  goes on as a human demonstrator would between trials: a reach to a new random start pose,
+  a hold, a reach to a new goal, ... (n goals, n - 1 returns; each move is a reach to the pose
+  published as the goal, so every part of the episode is a demonstration of the task).
 
 Episode ``i`` of ``episodes(task, seed, config)`` depends only on (task, seed, i, config).
 """
@@ -77,12 +80,14 @@ class DemonstratorConfig:
     wave_amplitude_jitter: float = 0.1      # amplitude scale uniform in 1 +- this
     wave_entry_s: float = 1.5               # minimum-jerk blend from the start onto the cycle
     # reach
-    reach_goal_lower: tuple[float, ...] = (-1.5, -1.2, 0.2, -1.5, -0.5, -1.5)
-    reach_goal_upper: tuple[float, ...] = (1.5, 0.2, 2.0, 1.5, 1.5, 1.5)
+    # goals in a region of the workspace (as objects on a table), +-0.3 rad around a pose
+    reach_goal_lower: tuple[float, ...] = (0.5, -1.2, 1.2, -0.9, 0.6, 0.5)
+    reach_goal_upper: tuple[float, ...] = (1.1, -0.6, 1.8, -0.3, 1.2, 1.1)
     reach_base_s: float = 0.8
     reach_speed_rad_s: float = 1.0          # Euclidean joint-space distance per second
     reach_duration_jitter: float = 0.1      # move duration times uniform 1 +- this
     reach_hold_s: float = 1.0
+    reaches_per_episode: int = 1
     # DART-style perturbation of what the robot is sent (the recorded command stays clean):
     # smooth noise of this std per joint, up to drive_noise_hz, so the demonstrations also
     # show states off the nominal motion and the command that leads back. 0 = none.
@@ -105,6 +110,7 @@ class DemonstratorConfig:
         set_(self, 'reach_goal_upper',
              _tuple(self.reach_goal_upper or self.upper_limits, n, 'reach_goal_upper'))
         set_(self, 'wave_cycles', int(self.wave_cycles))
+        set_(self, 'reaches_per_episode', int(self.reaches_per_episode))
         self._validate()
 
     def _validate(self) -> None:
@@ -124,6 +130,8 @@ class DemonstratorConfig:
         for name, value in non_negative.items():
             if not value >= 0:
                 raise ValueError(f'{name} must be >= 0, got {value}')
+        if self.reaches_per_episode < 1:
+            raise ValueError(f'reaches_per_episode must be >= 1, got {self.reaches_per_episode}')
         if not self.drive_noise_hz > NOISE_MIN_HZ:
             raise ValueError(f'drive_noise_hz must be > {NOISE_MIN_HZ}, got '
                              f'{self.drive_noise_hz}')
@@ -206,13 +214,16 @@ class Episode:
     joint_names: tuple[str, ...]
     start: np.ndarray                   # [joints]
     duration_s: float
-    goal: np.ndarray | None = None      # reach only
+    goal: np.ndarray | None = None      # reach only: the first goal (the one runs are judged by)
     period_s: float | None = None       # wave only: this episode's period
     amplitude_scale: float | None = None    # wave only
     cycles: int | None = None           # wave only
     entry_s: float | None = None        # wave only: blend from the start onto the cycle
-    move_s: float | None = None         # reach only: the minimum-jerk move
-    hold_s: float | None = None         # reach only
+    move_s: float | None = None         # reach only: the first minimum-jerk move
+    hold_s: float | None = None         # reach only: the hold after each move
+    # reach only: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time
+    waypoints: np.ndarray | None = field(default=None, repr=False)
+    moves_s: np.ndarray | None = field(default=None, repr=False)
     center: np.ndarray | None = field(default=None, repr=False)       # wave only
     amplitudes: np.ndarray | None = field(default=None, repr=False)   # wave, scaled
     phases: np.ndarray | None = field(default=None, repr=False)       # wave only
@@ -234,7 +245,13 @@ class Episode:
         inside = (t >= 0.0) & (t <= self.duration_s)
         tc = np.clip(t, 0.0, self.duration_s)
         if self.task is Task.REACH:
-            positions, velocities = min_jerk(self.start, self.goal, self.move_s, tc)
+            move, t0 = self._reach_segment(tc)
+            duration = self.moves_s[move]
+            s, ds, _ = min_jerk_profile((tc - t0) / duration)
+            begin = self.waypoints[move]
+            delta = self.waypoints[move + 1] - begin
+            positions = begin + s[..., None] * delta
+            velocities = (ds / duration)[..., None] * delta
         else:
             # Convex blend start -> cycle: q = start + s (c - start). At tau = 0 the start at
             # rest; at tau = 1 (s = 1, s' = s'' = 0) the cycle with its velocity and
@@ -246,6 +263,17 @@ class Episode:
             velocities = ds * (c - self.start) + s * dc
         velocities = np.where(inside[..., None], velocities, 0.0)
         return positions, velocities
+
+    def _reach_segment(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the reach under way at each ``t`` and the time that reach began."""
+        starts = np.concatenate([[0.0], np.cumsum(self.moves_s + self.hold_s)[:-1]])
+        move = np.clip(np.searchsorted(starts, t, side='right') - 1, 0, len(starts) - 1)
+        return move, starts[move]
+
+    def goal_at(self, t: float) -> np.ndarray:
+        """The goal being reached at ``t`` (reach only)."""
+        move, _ = self._reach_segment(np.clip(np.asarray(t, np.float64), 0.0, self.duration_s))
+        return self.waypoints[move + 1]
 
     def perturbation(self, t) -> np.ndarray:
         """What is added to the robot's command at ``t`` (zero at the start and the end)."""
@@ -267,7 +295,10 @@ class Episode:
                 'goal': rounded(self.goal), 'duration_s': round(self.duration_s, 6),
                 'period_s': self.period_s, 'amplitude_scale': self.amplitude_scale,
                 'cycles': self.cycles, 'entry_s': self.entry_s, 'move_s': self.move_s,
-                'hold_s': self.hold_s}
+                'hold_s': self.hold_s,
+                'waypoints': None if self.waypoints is None else
+                [rounded(w) for w in self.waypoints],
+                'moves_s': rounded(self.moves_s)}
 
 
 def random_start(config: DemonstratorConfig, rng: np.random.Generator) -> np.ndarray:
@@ -305,18 +336,22 @@ def wave_episode(config: DemonstratorConfig, rng: np.random.Generator,
 
 def reach_episode(config: DemonstratorConfig, rng: np.random.Generator,
                   index: int = 0) -> Episode:
-    start = random_start(config, rng)
     low = np.maximum(config.reach_goal_lower, config.safe_lower)
     high = np.minimum(config.reach_goal_upper, config.safe_upper)
-    goal = rng.uniform(low, high)
-    distance = float(np.linalg.norm(goal - start))
-    move = (config.reach_base_s + distance / config.reach_speed_rad_s) * \
-        (1.0 + rng.uniform(-1.0, 1.0) * config.reach_duration_jitter)
-    move = max(move, 1e-3)
+    waypoints, moves = [random_start(config, rng)], []
+    for reach in range(2 * config.reaches_per_episode - 1):
+        target = rng.uniform(low, high) if reach % 2 == 0 else random_start(config, rng)
+        distance = float(np.linalg.norm(target - waypoints[-1]))
+        move = (config.reach_base_s + distance / config.reach_speed_rad_s) * \
+            (1.0 + rng.uniform(-1.0, 1.0) * config.reach_duration_jitter)
+        waypoints.append(target)
+        moves.append(max(move, 1e-3))
     return Episode(
-        index=index, task=Task.REACH, joint_names=config.joint_names, start=_readonly(start),
-        duration_s=move + config.reach_hold_s, goal=_readonly(goal), move_s=float(move),
-        hold_s=config.reach_hold_s, drive_noise=_drive_noise(config, rng))
+        index=index, task=Task.REACH, joint_names=config.joint_names,
+        start=_readonly(waypoints[0]), goal=_readonly(waypoints[1]), move_s=float(moves[0]),
+        duration_s=float(sum(moves) + len(moves) * config.reach_hold_s),
+        hold_s=config.reach_hold_s, waypoints=_readonly(waypoints), moves_s=_readonly(moves),
+        drive_noise=_drive_noise(config, rng))
 
 
 def make_episode(task: Task | str, seed: int, index: int,

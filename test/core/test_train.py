@@ -337,3 +337,85 @@ def test_exported_relative_run_adds_the_newest_positions_back(dataset, tmp_path)
         got = policy.module(obs)
     torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
     assert policy.metadata.extra['relative_actions'] is True
+
+
+GOAL_B = {'topic': '/goal', 'joints': ['b'], 'fields': ['position']}
+
+
+def _goal_dataset(path, lengths=(40,) * 5):
+    """Positions a, b, velocities, and a goal of joint b at the end of each frame."""
+    rng = np.random.default_rng(0)
+    n = sum(lengths)
+    obs = rng.normal(size=(n, 5)).astype(np.float32)
+    obs[:, 4] = 3.0 + obs[:, 1] + 0.1 * rng.normal(size=n)   # goal b near position b + 3
+    actions = obs[:, :2] + 0.1
+    return write_dataset(path, lengths=lengths, val=(4,), obs=obs, actions=actions,
+                         extra=[GOAL_B]), obs
+
+
+def test_relative_inputs_see_the_goal_minus_the_position_of_the_same_joint(tmp_path):
+    path, obs = _goal_dataset(tmp_path / 'ds')
+    raw, info = load_windows(path, history=1, horizon=1, normalize=False, relative_inputs=True)
+    assert info.input_differences == ((4, 1),)       # goal b minus position b
+    x, _ = raw.batch(torch.arange(5))
+    np.testing.assert_allclose(x[:, 4].numpy(), obs[:5, 4] - obs[:5, 1], rtol=1e-6)
+    np.testing.assert_allclose(x[:, :4].numpy(), obs[:5, :4])      # the rest stays raw
+    train_rows = slice(0, 160)                                     # episodes 0-3
+    difference = obs[train_rows, 4] - obs[train_rows, 1]
+    assert info.obs_mean[4] == pytest.approx(difference.mean(), rel=1e-5)
+    assert info.obs_std[4] == pytest.approx(difference.std(), rel=1e-4)
+    assert info.obs_mean[0] == pytest.approx(obs[train_rows, 0].mean(), abs=1e-6)
+
+
+def test_relative_inputs_need_a_further_input_of_observed_joints(tmp_path):
+    with pytest.raises(DatasetError, match='relative inputs need a further observed topic'):
+        load_windows(write_dataset(tmp_path / 'ds'), history=1, horizon=1,
+                     relative_inputs=True)
+    with pytest.raises(ConfigError, match='relative_inputs must be true or false'):
+        TrainConfig(relative_inputs='yes')
+
+
+def test_exported_run_with_relative_inputs_subtracts_the_positions_itself(tmp_path):
+    from il_policy_node.core.artifact import load_policy
+    from il_policy_node.core.evaluate import export_run
+
+    path, _ = _goal_dataset(tmp_path / 'ds')
+    run_dir = tmp_path / 'run'
+    config = TrainConfig(**{**FAST, 'epochs': 2, 'relative_inputs': True})
+    train(path, config=config, run_dir=run_dir, progress=False)
+    model, info = load_run(run_dir)
+    assert info.input_differences == ((4, 1), (9, 6))    # both history frames
+    policy = load_policy(export_run(run_dir, tmp_path / 'policy.pt', checkpoint='last'))
+    raw, _ = load_windows(path, history=2, horizon=3, normalize=False)
+    obs, _ = raw.batch(raw.splits['val'])
+    inputs = obs.clone()
+    inputs[:, [4, 9]] -= obs[:, [1, 6]]
+    with torch.no_grad():
+        normalized = (inputs - torch.as_tensor(info.obs_mean)) / torch.as_tensor(info.obs_std)
+        want = model(normalized).reshape(-1, 3, 2) * torch.as_tensor(info.action_std) \
+            + torch.as_tensor(info.action_mean)
+        got = policy.module(obs)
+    torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    assert policy.metadata.extra['relative_inputs'] is True
+
+
+def test_export_takes_the_best_or_the_last_checkpoint(dataset, tmp_path):
+    from il_policy_node.core.artifact import load_policy
+    from il_policy_node.core.evaluate import export_run
+
+    run_dir = tmp_path / 'run'
+    train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3}), run_dir=run_dir,
+          progress=False)
+    obs = torch.ones(1, 8)
+    outputs = {}
+    for name in ('best', 'last'):
+        model, info = load_run(run_dir, checkpoint=f'{name}.pt')
+        policy = load_policy(export_run(run_dir, tmp_path / f'{name}.pt', checkpoint=name))
+        with torch.no_grad():
+            want = model((obs - torch.as_tensor(info.obs_mean)) / torch.as_tensor(info.obs_std))
+            want = want.reshape(1, 3, 2) * torch.as_tensor(info.action_std) + \
+                torch.as_tensor(info.action_mean)
+            outputs[name] = policy.module(obs)
+        torch.testing.assert_close(outputs[name], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='checkpoint must be one of'):
+        export_run(run_dir, tmp_path / 'x.pt', checkpoint='first')

@@ -9,11 +9,12 @@ JOINTS = ('a', 'b')
 
 
 def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actions=None,
-                  episode=None, joints=JOINTS) -> Path:
+                  episode=None, joints=JOINTS, extra=()) -> Path:
     """Write a contract dataset (train-split stats); default: two joints on sinusoids.
 
     Without ``obs``/``actions``: per episode, joint a = sin, joint b = 0.5 cos at its own
     frequency and phase; observations = positions then velocities; action = next position.
+    ``extra``: the manifest's further observed topics (their columns must be in ``obs``).
     """
     path.mkdir(parents=True, exist_ok=True)
     starts = np.cumsum((0,) + tuple(lengths))[:-1]
@@ -43,7 +44,8 @@ def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actio
     manifest = {
         'format_version': 1, 'created': '2026-01-01T00:00:00Z', 'control_rate_hz': RATE,
         'config': {}, 'observation': {'topic': '/joint_states', 'joints': list(joints),
-                                      'fields': ['position', 'velocity']},
+                                      'fields': ['position', 'velocity'],
+                                      'extra': list(extra)},
         'action': {'joints': list(joints), 'source': 'future_state', 'topic': None,
                    'future_steps': 1},
         'timestamps': 'header', 'fingerprint': '0123456789abcdef', 'stats': stats,
