@@ -150,19 +150,93 @@ def _check_skeleton(joints: tuple[BvhJoint, ...], source: str) -> None:
                            f'must be distinct names out of {" ".join(CHANNELS)}')
 
 
+@dataclass(frozen=True)
+class BvhHeader:
+    """What a BVH file says before its frames: the skeleton and the MOTION header."""
+
+    joints: tuple[BvhJoint, ...]
+    frame_time: float                                 # s
+    frame_count: int                                  # as declared by ``Frames:``
+    data_line: int                                    # 1-based line after ``Frame Time:``
+    source: str
+
+    @property
+    def width(self) -> int:
+        """Values per frame line (channels of the skeleton)."""
+        return sum(len(j.channels) for j in self.joints)
+
+
 def load_bvh(path: str | Path) -> BvhClip:
     """Reads a BVH file; BvhError names the file and line of whatever is malformed."""
     path = Path(path)
     data = path.read_bytes()
-    try:
-        text = data.decode('utf-8')
-    except UnicodeDecodeError as exc:
-        raise BvhError(f'{path}: not a UTF-8 text file ({exc})') from None
+    text = decode_bvh(data, str(path))
     parser = _Parser(str(path), text.splitlines())
     joints = parser.hierarchy()
     frame_time, frames = parser.motion(sum(len(j.channels) for j in joints))
     return BvhClip(joints=tuple(joints), frames=frames, frame_time=frame_time,
                    source=str(path), sha256=hashlib.sha256(data).hexdigest())
+
+
+def decode_bvh(data: bytes, source: str) -> str:
+    """The text of a BVH file's bytes; BvhError names ``source`` when they are not UTF-8."""
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise BvhError(f'{source}: not a UTF-8 text file ({exc})') from None
+
+
+def parse_header(lines: list[str], source: str, *, live: bool = False) -> BvhHeader:
+    """The hierarchy and MOTION header of a BVH text (frame lines after it are not read).
+
+    ``lines`` must reach the ``Frame Time:`` line (see :func:`header_complete`). ``live``: a
+    file still being written, whose ``Frames:`` may be 0 (a live writer does not know the
+    count yet). BvhError names ``source`` and the line.
+    """
+    parser = _Parser(source, lines)
+    joints = parser.hierarchy()
+    rows = parser.motion_rows()
+    frames_line, count, frame_time = parser.motion_header(rows)
+    if count == 0 and not live:
+        raise parser.error(frames_line, 'empty motion (Frames: 0)')
+    return BvhHeader(joints=tuple(joints), frame_time=frame_time, frame_count=count,
+                     data_line=rows[1][0] + 1, source=source)
+
+
+def header_complete(lines: list[str]) -> bool:
+    """True when ``lines`` reach past a ``Frame Time:`` line after ``MOTION`` (or can never).
+
+    Lines after MOTION that are neither blank nor the two header lines also count as complete:
+    :func:`parse_header` then names what is wrong with them.
+    """
+    motion = next((i for i, line in enumerate(lines) if line.split()[:1] == ['MOTION']), None)
+    if motion is None:
+        return False
+    rows = [line for line in lines[motion + 1:] if line.strip()]
+    return len(rows) >= 2 or any(not row.strip().startswith('Frames:') for row in rows)
+
+
+def parse_frame(line: str, number: int, frame: int, width: int, source: str) -> np.ndarray:
+    """[width] values of one frame line; BvhError names ``source:number`` and ``frame``."""
+    values = line.split()
+    if len(values) != width:
+        raise BvhError(f'{source}:{number}: frame {frame} has {len(values)} values, the '
+                       f'hierarchy has {width} channels')
+    try:
+        row = np.array(values, dtype=np.float64)
+    except ValueError:
+        row = np.empty(width)
+        for column, value in enumerate(values):
+            try:
+                row[column] = float(value)
+            except ValueError:
+                raise BvhError(f'{source}:{number}: frame {frame}, value {column + 1}: '
+                               f'non-numeric value {value!r}') from None
+    if not np.isfinite(row).all():
+        column = int(np.flatnonzero(~np.isfinite(row))[0])
+        raise BvhError(f'{source}:{number}: frame {frame}, value {column + 1}: non-finite '
+                       f'value {values[column]!r}')
+    return row
 
 
 def write_bvh(path: str | Path, clip: BvhClip) -> None:
@@ -305,20 +379,28 @@ class _Parser:
             raise self.error(line, f'{what}: non-finite value {token!r}')
         return value
 
-    def motion(self, width: int) -> tuple[float, np.ndarray]:
-        rows = [(n, line) for n, line in enumerate(self.lines[self.motion_line + 1:],
+    def motion_rows(self) -> list[tuple[int, str]]:
+        """(line number, text) of the non-blank lines after MOTION."""
+        return [(n, line) for n, line in enumerate(self.lines[self.motion_line + 1:],
                                                    start=self.motion_line + 2) if line.strip()]
+
+    def motion_header(self, rows: list[tuple[int, str]]) -> tuple[int, int, float]:
+        """(line of ``Frames:``, its count, the frame time) from the first two rows."""
         header = self.motion_line + 1
         frames_line, count = self.header(rows, 0, 'Frames:', header)
         time_line, frame_time = self.header(rows, 1, 'Frame Time:', frames_line)
         if not count.isdigit():
             raise self.error(frames_line, f'Frames: must be a whole number, got {count!r}')
-        n = int(count)
-        if n == 0:
-            raise self.error(frames_line, 'empty motion (Frames: 0)')
         seconds = self.number(frame_time, time_line, 'Frame Time')
         if seconds <= 0:
             raise self.error(time_line, f'Frame Time must be > 0, got {frame_time}')
+        return frames_line, int(count), seconds
+
+    def motion(self, width: int) -> tuple[float, np.ndarray]:
+        rows = self.motion_rows()
+        frames_line, n, seconds = self.motion_header(rows)
+        if n == 0:
+            raise self.error(frames_line, 'empty motion (Frames: 0)')
         data = rows[2:]
         if len(data) < n:
             raise self.error(frames_line, f'Frames: {n} but {len(data)} frame lines follow')
@@ -326,19 +408,7 @@ class _Parser:
             raise self.error(data[n][0], f'frame line {n + 1} beyond Frames: {n}')
         frames = np.empty((n, width))
         for row, (number, line) in enumerate(data):
-            values = line.split()
-            if len(values) != width:
-                raise self.error(number, f'frame {row + 1} has {len(values)} values, the '
-                                 f'hierarchy has {width} channels')
-            try:
-                frames[row] = np.array(values, dtype=np.float64)
-            except ValueError:
-                for column, value in enumerate(values, start=1):
-                    self.number(value, number, f'frame {row + 1}, value {column}')
-            if not np.isfinite(frames[row]).all():
-                column = int(np.flatnonzero(~np.isfinite(frames[row]))[0])
-                raise self.error(number, f'frame {row + 1}, value {column + 1}: non-finite '
-                                 f'value {values[column]!r}')
+            frames[row] = parse_frame(line, number, row + 1, width, self.source)
         return seconds, frames
 
     def header(self, rows: list[tuple[int, str]], k: int, label: str,

@@ -164,26 +164,30 @@ def _parse_map(raw: object, *, source: str) -> RetargetMap:
 
 def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
              lower: Sequence[float] | None = None,
-             upper: Sequence[float] | None = None) -> RetargetedMotion:
+             upper: Sequence[float] | None = None,
+             rate_hz: float | None = None) -> RetargetedMotion:
     """Robot joint trajectories (and end effectors) at ``mapping.rate_hz`` from ``clip``.
 
     ``joint_names`` are the robot's joints (output order); ``lower``/``upper`` its limits
     (rad), narrowed by the map's ``limits``. The map must name exactly these joints.
+    ``rate_hz`` replaces the map's output rate (e.g. the clip's own, 1 / frame_time).
     """
-    joint_names = tuple(joint_names)
-    _check_names(mapping, joint_names)
-    _check_bvh_joints(mapping, clip)
+    joint_names = check_fit(clip, mapping, joint_names)
+    if rate_hz is None:
+        rate_hz = mapping.rate_hz
+    if not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f'rate_hz must be > 0, got {rate_hz}')
     if clip.num_frames < 2:
         raise RetargetError(f'{clip.source}: one frame; retargeting needs at least 2')
-    cache: dict[tuple, np.ndarray] = {}
-    values = np.stack([_values(clip, mapping, mapping.joints[name], cache)
-                       for name in joint_names], axis=1)
+    raw, angular = source_values(clip, mapping, joint_names)
+    raw[:, angular] = np.unwrap(raw[:, angular], axis=0)
+    values = apply_sources(mapping, joint_names, raw)
     # the last grid time is within the clip, up to floating-point slack
-    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * mapping.rate_hz + 1e-6)) + 1
-    times = np.arange(count) / mapping.rate_hz
+    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate_hz + 1e-6)) + 1
+    times = np.arange(count) / rate_hz
     spline = CubicSpline(clip.times, values, axis=0)
     positions, velocities = spline(times), spline(times, 1)
-    low, high = _limits(mapping, joint_names, lower, upper)
+    low, high = joint_limits(mapping, joint_names, lower, upper)
     clipped = np.clip(positions, low, high)
     outside = clipped != positions
     velocities[outside] = 0.0
@@ -191,12 +195,62 @@ def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
     for j in np.flatnonzero(outside.any(axis=0)):
         excess = np.abs(positions[:, j] - clipped[:, j])
         clamped[joint_names[j]] = JointClamp(int(outside[:, j].sum()), float(excess.max()))
-    end_effectors = {ee.name: CubicSpline(clip.times, _end_effector(clip, mapping, ee),
-                                          axis=0)(times) for ee in mapping.end_effectors}
-    return RetargetedMotion(times=times, rate_hz=mapping.rate_hz, joint_names=joint_names,
+    end_effectors = {name: CubicSpline(clip.times, points, axis=0)(times)
+                     for name, points in end_effector_positions(clip, mapping).items()}
+    return RetargetedMotion(times=times, rate_hz=rate_hz, joint_names=joint_names,
                             positions=clipped, velocities=velocities,
                             end_effectors=end_effectors, clamped=clamped,
                             source_sha256=clip.sha256, map_sha256=mapping.sha256)
+
+
+# -- per-frame pieces of retarget (il_policy_node.mocap.stream retargets frames as they come) --
+def check_fit(clip: BvhClip, mapping: RetargetMap,
+              joint_names: Sequence[str]) -> tuple[str, ...]:
+    """``joint_names`` as a tuple; RetargetError unless the map fits the robot and the clip.
+
+    The map must name exactly the robot's joints, and every BVH joint, End Site and channel
+    the map reads must be in the clip's skeleton (the frames are not looked at).
+    """
+    joint_names = tuple(joint_names)
+    _check_names(mapping, joint_names)
+    _check_bvh_joints(mapping, clip)
+    return joint_names
+
+
+def source_values(clip: BvhClip, mapping: RetargetMap,
+                  joint_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """What each robot joint's map entry reads at the clip's frames, before sign/scale/offset.
+
+    Returns ``raw`` [n, J] (angles in rad, not unwrapped; position channels in metres) and
+    ``angular`` [J] bool, the columns to unwrap before :func:`apply_sources`.
+    """
+    cache: dict[tuple, np.ndarray] = {}
+    raw = np.empty((clip.num_frames, len(joint_names)))
+    angular = np.zeros(len(joint_names), dtype=bool)
+    for j, name in enumerate(joint_names):
+        raw[:, j], angular[j] = _raw_values(clip, mapping, mapping.joints[name], cache)
+    return raw, angular
+
+
+def apply_sources(mapping: RetargetMap, joint_names: Sequence[str],
+                  raw: np.ndarray) -> np.ndarray:
+    """Robot values before limits, sign * scale * raw + offset, from unwrapped ``raw``."""
+    sources = [mapping.joints[name] for name in joint_names]
+    factor = np.array([s.sign * s.scale for s in sources])
+    offset = np.array([s.offset for s in sources])
+    return raw * factor + offset
+
+
+def end_effector_positions(clip: BvhClip, mapping: RetargetMap) -> dict[str, np.ndarray]:
+    """Name -> [n, 3] metres (robot axes, in the frame of its ``relative_to``) at the frames."""
+    return {ee.name: _end_effector(clip, mapping, ee) for ee in mapping.end_effectors}
+
+
+def joint_limits(mapping: RetargetMap, joint_names: Sequence[str],
+                 lower: Sequence[float] | None,
+                 upper: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """[J] lower and upper limits: the robot's (None: none) narrowed by the map's ``limits``."""
+    return _limits(mapping, tuple(joint_names), lower, upper)
 
 
 def _segment_rotation(clip: BvhClip, mapping: RetargetMap, joint: str,
@@ -213,22 +267,19 @@ def _segment_rotation(clip: BvhClip, mapping: RetargetMap, joint: str,
             * mapping.axes.inv() * mapping.rest.get(joint, identity))
 
 
-def _values(clip: BvhClip, mapping: RetargetMap, source: JointSource,
-            cache: dict[tuple, np.ndarray]) -> np.ndarray:
-    """[n] robot joint values at the clip's frames, before limits."""
+def _raw_values(clip: BvhClip, mapping: RetargetMap, source: JointSource,
+                cache: dict[tuple, np.ndarray]) -> tuple[np.ndarray, bool]:
+    """[n] what ``source`` reads at the clip's frames, and whether it is an angle (rad)."""
     if source.channel is not None:
         raw = clip.frames[:, clip.channel_index(source.bvh_joint, source.channel)]
         if source.channel in POSITION_CHANNELS:
-            raw = raw * mapping.scale
-        else:
-            raw = np.unwrap(np.radians(raw))
-    else:
-        key = (source.bvh_joint, source.relative_to, source.euler)
-        if key not in cache:
-            rotation = _segment_rotation(clip, mapping, source.bvh_joint, source.relative_to)
-            cache[key] = np.unwrap(rotation.as_euler(source.euler), axis=0)
-        raw = cache[key][:, source.euler.index(source.axis.upper())]
-    return source.sign * source.scale * raw + source.offset
+            return raw * mapping.scale, False
+        return np.radians(raw), True
+    key = (source.bvh_joint, source.relative_to, source.euler)
+    if key not in cache:
+        rotation = _segment_rotation(clip, mapping, source.bvh_joint, source.relative_to)
+        cache[key] = rotation.as_euler(source.euler)
+    return cache[key][:, source.euler.index(source.axis.upper())], True
 
 
 def _end_effector(clip: BvhClip, mapping: RetargetMap, ee: EndEffector) -> np.ndarray:
