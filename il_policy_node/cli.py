@@ -157,6 +157,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mocap_import(args: argparse.Namespace) -> int:
+    try:
+        from tqdm import tqdm
+
+        from il_policy_node.mocap import importer
+    except ModuleNotFoundError as exc:
+        raise CliError(f'mocap import needs the Python package {exc.name!r}, which is not '
+                       'installed', EXIT_UNAVAILABLE) from None
+    config = importer.ImportConfig(
+        map_path=_existing(args.retarget, 'retarget map'), output_dir=Path(args.output),
+        session=args.session, task=args.task, operator=args.operator, model=args.model,
+        urdf=None if args.urdf is None else _existing(args.urdf, 'URDF file'),
+        command_topic=args.command_topic, end_effector_namespace=args.end_effector_namespace,
+        start_time_s=args.start_time, storage=args.storage, compression=args.compression,
+        strict=args.strict, reimport=args.reimport)
+
+    def show(result) -> None:
+        if result.status == importer.FAILED:
+            tqdm.write(f'{PROG}: error: {result.message}', file=sys.stderr)
+        else:
+            tqdm.write(result.describe())
+
+    try:
+        report = importer.import_clips(args.clips, config=config, progress=not args.quiet,
+                                       on_result=show)
+    except ModuleNotFoundError as exc:   # --model needs mujoco
+        raise CliError(f'mocap import needs the Python package {exc.name!r}, which is not '
+                       'installed', EXIT_UNAVAILABLE) from None
+    failed = report.count(importer.FAILED)
+    skipped = report.count(importer.SKIPPED)
+    print(f'{report.count(importer.IMPORTED)} of {report.files} clip(s) imported into '
+          f'{report.session_dir}' + (f', {skipped} already there' if skipped else '')
+          + (f', {failed} failed' if failed else '')
+          + (', stopped at the first failure (--strict)'
+             if len(report.results) < report.files else ''))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 # -- parser -------------------------------------------------------------------------------------
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
@@ -172,7 +210,7 @@ def _add(subparsers, name: str, help_text: str, description: str,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The il-policy argument parser (subcommands: dataset build|info, train, export, eval)."""
+    """The il-policy argument parser (dataset build|info, train, export, eval, mocap import)."""
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EXIT_CODES,
                                      formatter_class=_Formatter)
     parser.add_argument('-v', '--verbose', action='store_true', help='log progress (INFO)')
@@ -299,6 +337,76 @@ Writes: a table of per-joint RMSE (radians and degrees) on stdout; with --plots 
                                '(default: ensemble)')
     evaluate.add_argument('--ensemble-decay', type=float, default=0.01, metavar='K',
                           help='temporal ensembling weight decay (default: 0.01)')
+
+    mocap = commands.add_parser(
+        'mocap', help='import motion capture clips as demonstration bags',
+        description='Motion capture: `mocap import` retargets BVH clips onto the robot and '
+                    'writes them as demonstration bags.',
+        epilog=EXIT_CODES, formatter_class=_Formatter)
+    mocap_verbs = mocap.add_subparsers(dest='verb', metavar='VERB', required=True)
+    mocap_import = _add(
+        mocap_verbs, 'import', 'BVH clips -> demonstration bags (one episode per clip)',
+        '''\
+Retarget BVH motion capture clips onto the robot's joints with a retarget map and write each
+clip as one demonstration episode in the demo recorder's layout, which `dataset build` reads
+like recorded ones (observation topic /mocap/joint_command, action source future_state).
+
+Robot joints and limits: --model NAME (a sim model: its actuated joints and ranges), --urdf FILE
+(the map's joints, limits from the URDF), or neither (the map's joints in the map's order,
+limits only from its `limits:`). The map must name exactly the robot's joints; its `limits:`
+narrow the robot's. Positions outside the limits are clamped: each clip reports which joints,
+on how many samples and by how much (also in the bag's metadata).
+
+Reads:  each BVH file (or folder searched for *.bvh) and the retarget map (YAML, see
+        config/retarget/humanoid_upper.yaml).
+Writes: OUT_DIR/SESSION/episode_NNNN/ (a rosbag2 bag, MCAP unless --storage sqlite3) per clip,
+        and OUT_DIR/SESSION/episodes.jsonl. Topics: --command-topic (sensor_msgs/JointState:
+        name, position, velocity at the map's rate_hz) and --end-effector-namespace/<name>
+        (geometry_msgs/PointStamped per end effector of the map, metres, frame_id = its
+        relative_to BVH joint). Sample i is stamped start + i / rate_hz (header and bag time);
+        start is the file's modification time unless --start-time. Metadata (custom_data): the
+        recorder's keys (task, operator, success, ...) and mocap_* keys: source file and sha256,
+        map and its fingerprint, clip frame rate, frames, duration, target rate, robot, joints,
+        topics, clamped joints.
+A bad clip (malformed BVH, a joint the map needs missing, too short) is reported naming the
+file and the line or joint, and skipped; the exit status is then 1 (--strict: stop there).
+A clip already in the session (same file content and map) is skipped unless --reimport. An
+interrupted import leaves no bag that looks complete.''',
+        cmd_mocap_import)
+    mocap_import.add_argument('clips', nargs='+', metavar='BVH',
+                              help='BVH files, or folders searched for *.bvh')
+    mocap_import.add_argument('--retarget', required=True, metavar='MAP_YAML',
+                              help='retarget map (YAML)')
+    mocap_import.add_argument('-o', '--output', required=True, metavar='OUT_DIR',
+                              help="folder of sessions (the recorder's output_dir)")
+    mocap_import.add_argument('--session', default='mocap', metavar='NAME',
+                              help='session folder in OUT_DIR (default: mocap); an existing '
+                                   'session gets further episodes')
+    mocap_import.add_argument('--task', default='', metavar='NAME',
+                              help="task label in every episode's metadata")
+    mocap_import.add_argument('--operator', default='', metavar='NAME',
+                              help='operator (performer) name in the metadata')
+    robot = mocap_import.add_mutually_exclusive_group()
+    robot.add_argument('--model', default=None, metavar='NAME',
+                       help='sim robot model (il_policy_node/sim/models), e.g. humanoid_upper')
+    robot.add_argument('--urdf', default=None, metavar='FILE',
+                       help="the robot's URDF: limits of the map's joints")
+    mocap_import.add_argument('--command-topic', default='/mocap/joint_command',
+                              metavar='TOPIC', help='JointState topic (default: %(default)s)')
+    mocap_import.add_argument('--end-effector-namespace', default='/mocap/end_effectors',
+                              metavar='NS', help='PointStamped topics NS/<name> (default: '
+                                                 '%(default)s)')
+    mocap_import.add_argument('--start-time', type=float, default=None, metavar='UNIX_S',
+                              help='time of the first sample of every clip (default: the '
+                                   "file's modification time)")
+    mocap_import.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                              help='bag storage (default: mcap)')
+    mocap_import.add_argument('--compression', choices=('none', 'zstd'), default='none',
+                              help='bag compression (default: none)')
+    mocap_import.add_argument('--strict', action='store_true',
+                              help='stop at the first bad clip')
+    mocap_import.add_argument('--reimport', action='store_true',
+                              help='import clips the session already holds again')
     return parser
 
 
