@@ -326,6 +326,17 @@ def _gaps(t: np.ndarray, max_gap: float) -> list[tuple[float, float]]:
     return [(float(t[i]), float(t[i + 1])) for i in idx]
 
 
+def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping intervals merged (a stall seen on several topics is one gap)."""
+    merged: list[tuple[float, float]] = []
+    for g0, g1 in sorted(intervals):
+        if merged and g0 <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], g1))
+        else:
+            merged.append((g0, g1))
+    return merged
+
+
 def load_episode(bag: str, config: DatasetConfig) -> EpisodeResult:
     """One bag -> aligned segments; any problem becomes ``error`` (never raises)."""
     path = Path(bag)
@@ -412,7 +423,7 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
                             f'(first {first[1] - first[0]:.3f} s at t={first[0]:.3f} s)')
         return
     # pieces between gaps (split policy); each is one segment on its own grid
-    cuts = sorted(gaps)
+    cuts = _union(gaps)
     pieces, lo = [], start
     for g0, g1 in cuts:
         if g1 <= lo or g0 >= end:

@@ -79,7 +79,7 @@ def receive(t):
 
 
 def write_bag(path, *, storage='mcap', compression=None, custom=None, t=None,
-              command=None, messages=None, order=JOINTS, velocity=True):
+              command=None, messages=None, order=JOINTS, velocity=True, command_skip=None):
     """A bag like `ros2 bag record` writes: /joint_states (+ a command topic)."""
     t = stamps() if t is None else t
     writer = Writer(path, version=9, storage_plugin={'mcap': StoragePlugin.MCAP,
@@ -105,7 +105,7 @@ def write_bag(path, *, storage='mcap', compression=None, custom=None, t=None,
     if command:
         kind, names = command
         conn = writer.add_connection('/command', kind, typestore=STORE)
-        tc = stamps(rate=50.0)
+        tc = stamps(rate=50.0, skip=command_skip)
         idx = [JOINTS.index(n) for n in names]
         for ti, pos in zip(tc, cmd(tc)):
             stamp = T0_NS + round(ti * 1e9)
@@ -294,6 +294,19 @@ def test_gap_splits_or_drops_the_episode(tmp_path, policy):
     np.testing.assert_allclose(arrays['time'][rows1], grid(second['length']))
     assert set(arrays['episode'][rows1]) == {1}
     assert manifest['skipped'] == []
+
+
+def test_a_stall_on_several_topics_is_one_gap(tmp_path):
+    # The whole graph stalls: the state and the command topic both miss ~0.25 s, shifted.
+    bag = write_bag(tmp_path / 'bag', t=stamps(skip=(0.8, 1.05)), command_skip=(0.75, 1.0),
+                    command=(JOINT_STATE, JOINTS))
+    report, manifest, _ = build(tmp_path, [bag], config(action={'source': 'command',
+                                                                'topic': '/command'}))
+    first, second = manifest['episodes']
+    assert (first['segment'], second['segment']) == (0, 1)
+    assert manifest['skipped'] == []
+    assert dataset_module._union([(3.0, 4.0), (0.5, 1.0), (0.9, 1.2), (1.2, 1.5)]) == \
+        [(0.5, 1.5), (3.0, 4.0)]
 
 
 # -- bad bags -------------------------------------------------------------------------------
