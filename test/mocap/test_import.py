@@ -295,6 +295,20 @@ def test_a_map_that_does_not_fit_the_robot_names_the_joints_and_writes_nothing(t
         '/mocap/joint_command'][0][1].name
 
 
+def test_limits_from_a_urdf_for_the_maps_joints(tmp_path):
+    urdf = ROOT / 'il_policy_node' / 'sim' / 'models' / f'{MODEL}.urdf'
+    clip, = write_waves(tmp_path / 'clips', 1)
+    result, = import_clips([clip], config=config(tmp_path, model=None, urdf=urdf)).results
+    assert result.status == IMPORTED and not result.clamped
+    custom = bag_metadata(result.episode)['custom_data']
+    assert custom['mocap_robot'] == f'urdf {urdf}'
+    assert json.loads(custom['mocap_joints']) == list(load_retarget_map(MAP).joints)
+    stump = tmp_path / 'stump.urdf'
+    stump.write_text(urdf.read_text().replace('name="head_yaw_joint"', 'name="neck_joint"'))
+    with pytest.raises(MocapImportError, match=r"joints \['head_yaw_joint'\] are not movable "
+                       'joints of .*stump.urdf'):
+        import_clips([clip], config=config(tmp_path, model=None, urdf=stump))
+
 def test_a_bad_map_is_an_error_naming_the_file(tmp_path):
     map_path = tmp_path / 'map.yaml'
     map_path.write_text('rate_hz: 50\njoints: {q: {bvh_joint: Hips, axis: w}}\n')
