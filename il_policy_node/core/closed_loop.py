@@ -64,6 +64,23 @@ def resample(t: np.ndarray, q: np.ndarray, dt: float = GRID_DT_S) -> tuple[np.nd
     return grid, np.column_stack([np.interp(grid, t, q[:, j]) for j in range(q.shape[1])])
 
 
+def fold_cycle(t: np.ndarray, q: np.ndarray, period_s: float,
+               samples: int = PHASES) -> WaveReference:
+    """The mean cycle of a periodic motion: ``q`` averaged over its whole cycles at each phase.
+
+    For a demonstration that is only known as a recording (e.g. retargeted motion capture);
+    what does not repeat at ``period_s`` averages out.
+    """
+    t, q = np.asarray(t, np.float64), np.asarray(q, np.float64).reshape(len(t), -1)
+    cycles = int(np.floor((t[-1] - t[0]) / period_s + 1e-9))
+    if not period_s > 0 or cycles < 1:
+        raise ValueError(f'fold_cycle needs at least one whole period of {period_s} s, the run '
+                         f'lasts {t[-1] - t[0]:.3f} s')
+    phase_times = t[0] + period_s * (np.arange(cycles)[:, None] + np.arange(samples) / samples)
+    folded = np.stack([np.interp(phase_times, t, q[:, j]) for j in range(q.shape[1])], axis=-1)
+    return WaveReference(period_s, folded.mean(axis=0))
+
+
 def estimate_period(t: np.ndarray, q: np.ndarray, guess_s: float,
                     search: tuple[float, float] = (0.5, 1.5)) -> float:
     """The period of a multi-joint periodic motion near ``guess_s`` (NaN when there is none).

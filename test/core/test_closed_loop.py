@@ -5,6 +5,7 @@ import pytest
 from il_policy_node.core.closed_loop import (
     WaveReference,
     estimate_period,
+    fold_cycle,
     phase_aligned_rms,
     score_reach,
     score_wave,
@@ -31,6 +32,25 @@ def test_period_of_a_sinusoid_is_found_to_a_fraction_of_a_percent():
     for period in (1.8, 2.0, 2.3):
         assert estimate_period(t, wave(t, period), PERIOD) == pytest.approx(period, rel=3e-3)
     assert np.isnan(estimate_period(t, np.zeros((len(t), 3)), PERIOD))     # no motion
+
+
+def test_folding_a_recording_gives_its_cycle_and_averages_out_the_rest():
+    t = np.arange(801) * 0.01                 # 0 .. 8 s: 4 whole cycles
+
+    def sway(times):     # 0.37 Hz on joint 1: not periodic at the wave's period
+        return 0.1 * np.sin(2 * np.pi * 0.37 * times)[..., None] * np.array([0.0, 1.0, 0.0])
+
+    folded = fold_cycle(t, wave(t) + sway(t), PERIOD, samples=100)
+    assert folded.period_s == PERIOD and folded.positions.shape == (100, 3)
+    np.testing.assert_allclose(fold_cycle(t, wave(t), PERIOD, 100).positions,
+                               reference().positions, atol=1e-4)
+    # 4 whole cycles: at each phase the sway's mean over the cycles remains, much reduced
+    phases = np.arange(100) * PERIOD / 100
+    remainder = sway(phases[None, :] + PERIOD * np.arange(4)[:, None]).mean(axis=0)
+    np.testing.assert_allclose(folded.positions, reference().positions + remainder, atol=1e-4)
+    assert np.abs(remainder).max() < 0.5 * 0.1
+    with pytest.raises(ValueError, match='at least one whole period'):
+        fold_cycle(t[:100], wave(t[:100]), PERIOD)
 
 
 def test_phase_aligned_rms_ignores_phase_and_measures_amplitude():
