@@ -15,6 +15,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')),
+        (f'share/{PACKAGE}/config/retarget', glob('config/retarget/*.yaml')),
     ],
     # torch is installed separately (pinned CPU build in the venv, or the robot's own build).
     install_requires=['setuptools', 'numpy', 'PyYAML'],
@@ -33,6 +34,7 @@ setup(
             'demo_recorder = il_policy_node.nodes.demo_recorder_node:main',
             'sim_robot = il_policy_node.nodes.sim_robot_node:main',
             'demonstrator = il_policy_node.nodes.demonstrator_node:main',
+            'mocap_bridge = il_policy_node.nodes.mocap_bridge_node:main',
             'il-policy = il_policy_node.cli:main',
         ],
     },

@@ -211,9 +211,15 @@ def check_fit(clip: BvhClip, mapping: RetargetMap,
     The map must name exactly the robot's joints, and every BVH joint, End Site and channel
     the map reads must be in the clip's skeleton (the frames are not looked at).
     """
+    joint_names = check_robot(mapping, joint_names)
+    _check_bvh_joints(mapping, clip)
+    return joint_names
+
+
+def check_robot(mapping: RetargetMap, joint_names: Sequence[str]) -> tuple[str, ...]:
+    """``joint_names`` as a tuple; RetargetError unless the map names exactly these joints."""
     joint_names = tuple(joint_names)
     _check_names(mapping, joint_names)
-    _check_bvh_joints(mapping, clip)
     return joint_names
 
 
