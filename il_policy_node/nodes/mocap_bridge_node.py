@@ -26,6 +26,9 @@ system would send. For each file of ``files``, one after the other (again and ag
   6. calls ``<recorder>/stop_episode`` (std_srvs/SetBool, data = true; false when a followed
      file turned out malformed part-way).
 Every frame is published once, in order: a late tick publishes the samples that became due.
+Before the first clip the node waits for the recorder's services and for the recorder to
+subscribe ``mocap/joint_command`` (only a warning after service_timeout_s), for the robot
+(drive_robot), and up to wait_for_subscriber_s for any subscriber of ``mocap/joint_command``.
 
 follow: the last file is followed like ``tail -f``: it may not exist yet, its header may not
 be written yet, ``Frames:`` is not checked (write 0), and frames appended are retargeted and
@@ -228,7 +231,9 @@ class MocapBridgeNode(Node):
         self._clip_pub = self.create_publisher(String, '~/clip', CLIP_QOS)
         recorder = str(params['recorder']).rstrip('/')
         self._start_client = self._stop_client = None
+        self._recorder_node = ''            # its full node name, as the graph shows it
         if recorder:
+            self._recorder_node = self.resolve_service_name(recorder, only_expand=True)
             self._start_client = self.create_client(Trigger, f'{recorder}/start_episode')
             self._stop_client = self.create_client(SetBool, f'{recorder}/stop_episode')
 
@@ -242,7 +247,7 @@ class MocapBridgeNode(Node):
         self._queue: deque[MotionSamples] = deque()
         self._cursor = 0                   # next row of self._queue[0]
         self._next = 0                     # index of the next sample to publish
-        self._anchor = (0.0, 0)            # (monotonic time, sample index) of the schedule
+        self._anchor = (0.0, 0, 0)         # (monotonic s, sample index, ROS time ns)
         self._period = IDLE_PERIOD_S       # wall-clock seconds per sample of this clip
         self._trajectories: TrajectoryMessages | None = None
         self._clip_error = ''
@@ -272,7 +277,7 @@ class MocapBridgeNode(Node):
             return
         if state in ('loading', 'settle', 'starting', 'streaming'):
             self._poll_source()
-            state = self._state
+            now, state = time.monotonic(), self._state       # a whole clip takes a while
         if state == 'loading':
             if self._queue:
                 self._begin_clip(now)
@@ -297,14 +302,27 @@ class MocapBridgeNode(Node):
                 self._finish(1, f'{" and ".join(missing)} not available after '
                                 f'{self.service_timeout_s:g} s')
             return
-        if self._command_pub.get_subscription_count() == 0:
+        topic = self._command_pub.topic_name
+        if self._start_client is not None and not self._recorder_listens():
+            # The recorder subscribes once it sees the publisher; wait for it, but a recorder
+            # that does not record this topic is its operator's choice.
+            if now <= self._deadline:
+                return
+            self.get_logger().warn(f'the recorder does not subscribe {topic}: is it in its '
+                                   'topics?')
+        elif self._command_pub.get_subscription_count() == 0:
             if now < self._subscriber_deadline:
                 return
             if self.wait_for_subscriber_s > 0:
-                self.get_logger().warn(f'nobody subscribes {self._command_pub.topic_name} '
-                                       f'after {self.wait_for_subscriber_s:g} s; playing '
-                                       'anyway')
+                self.get_logger().warn(f'nobody subscribes {topic} after '
+                                       f'{self.wait_for_subscriber_s:g} s; playing anyway')
         self._open_next(now)
+
+    def _recorder_listens(self) -> bool:
+        """True when the recorder's node subscribes mocap/joint_command."""
+        return any(f'{info.node_namespace.rstrip("/")}/{info.node_name}' == self._recorder_node
+                   for info in self.get_subscriptions_info_by_topic(
+                       self._command_pub.topic_name))
 
     def _open_next(self, now: float) -> None:
         """Open the next file that can be read (or finish)."""
@@ -441,22 +459,28 @@ class MocapBridgeNode(Node):
 
     def _begin_streaming(self, now: float) -> None:
         self._state = 'streaming'
-        self._anchor = (now, self._next)
-        self._stream(now)
+        self._set_anchor()
+        self._stream(time.monotonic())
+
+    def _set_anchor(self) -> None:
+        """The next sample is due now; the ones after it one period apart."""
+        self._anchor = (time.monotonic(), self._next, self.get_clock().now().nanoseconds)
 
     def _due(self, index: int) -> float:
-        t0, i0 = self._anchor
+        t0, i0, _ = self._anchor
         return t0 + (index - i0) * self._period
+
+    def _stamp(self, index: int):
+        """The due time of sample ``index`` on the node's clock."""
+        _, i0, ros0 = self._anchor
+        return Time(nanoseconds=ros0 + round((index - i0) * self._period * 1e9),
+                    clock_type=self.get_clock().clock_type).to_msg()
 
     def _stream(self, now: float) -> None:
         """Publish every sample that is due; at the end of the clip, stop it."""
-        ros_now = self.get_clock().now()
         while self._queue and self._due(self._next) <= now + EARLY * self._period:
             batch = self._queue[0]
-            due = self._due(self._next)
-            stamp = Time(nanoseconds=ros_now.nanoseconds + int((due - now) * 1e9),
-                         clock_type=ros_now.clock_type).to_msg()
-            self._publish(batch, self._cursor, stamp)
+            self._publish(batch, self._cursor, self._stamp(self._next))
             self._next += 1
             self._cursor += 1
             if self._cursor == len(batch):
@@ -467,7 +491,7 @@ class MocapBridgeNode(Node):
         if self._source.done:
             self._end_clip(now)
         elif self._due(self._next) < now:      # the writer is late: wait for it, then go on
-            self._anchor = (now, self._next)
+            self._set_anchor()
 
     def _publish(self, batch: MotionSamples, row: int, stamp) -> None:
         msg = self._command.msg
