@@ -1,8 +1,10 @@
 """The main job at small scale: every stage runs for real and leaves its output.
 
-Two reach demonstrations (sim_robot + demonstrator + demo_recorder over DDS), the il-policy
-commands, one held-out reference run and one policy rollout. Success is not asserted (two
-demonstrations and three epochs make a poor policy); that the policy moved the robot is.
+Reach: two demonstrations (sim_robot + demonstrator + demo_recorder over DDS). Mocap: two
+BVH clips through il-policy mocap import, the reference streamed by mocap_bridge. Then the
+il-policy commands, one held-out reference run and one policy rollout. The policy's success is
+not asserted (two demonstrations and three epochs make a poor policy); that it moved the robot
+is, and that the reference succeeds.
 """
 import json
 
@@ -32,3 +34,22 @@ def test_every_stage_leaves_its_output_and_the_policy_moves_the_robot(tmp_path):
     assert result.reference_scores[0].success     # the demonstrator reaches its goal
     assert (task / 'reach_trajectories.png').is_file()
     assert float(result.loop['loop_rate_hz']) > 0
+
+
+def test_mocap_clips_teach_the_humanoid_through_every_stage(tmp_path):
+    (result,) = run_demo(Settings(out=tmp_path, tasks=('mocap',), episodes=2, rollouts=1,
+                                  epochs=3))
+    task = tmp_path / 'mocap'
+    assert len(list((task / 'clips').glob('*.bvh'))) == 2
+    assert len(find_bags([task / 'demonstrations'])) == 2       # il-policy mocap import
+    manifest = json.loads((task / 'dataset' / 'manifest.json').read_text())
+    assert manifest['observation']['topic'] == '/mocap/joint_command'
+    assert len(manifest['observation']['joints']) == 14
+    assert result.policy.is_file() and np.isfinite(result.open_loop_rmse_rad)
+    (reference,) = find_bags([task / 'reference'])               # mocap_bridge drove the robot
+    (rollout,) = find_bags([task / 'rollouts'])
+    t, q, names = load_run(rollout, COMMAND_TOPIC)
+    assert len(names) == 14 and t[-1] > 5.0
+    assert np.abs(q - q[0]).max() > 0.05          # the policy's commands moved the humanoid
+    assert result.reference_scores[0].success, result.reference_scores[0].reason
+    assert (task / 'mocap_trajectories.png').is_file()
