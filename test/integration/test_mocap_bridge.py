@@ -175,18 +175,21 @@ def test_follows_a_file_being_written_until_no_frame_comes(graph, tmp_path):
     live.write_text(header + ''.join(frames[:20]))
     listener = Listener(graph.receiver.node)
     bridge = graph.spawn(BRIDGE, ros_args({
-        'files': [str(live)], 'follow': True, 'follow_timeout_s': 1.5,
+        'files': [str(live)], 'follow': True, 'follow_timeout_s': 3.0,
         'wait_for_subscriber_s': 20.0}), 'mocap_bridge')
     # a frame's velocity needs the next frame: the 20th waits for the 21st
-    assert wait_until(lambda: len(listener.commands) == 19, 20.0), bridge.log()
+    assert wait_until(lambda: len(listener.commands) == 19, 20.0), \
+        (len(listener.commands), bridge.log())
     with live.open('a') as stream:
         stream.write(''.join(frames[20:40]))
-    assert wait_until(lambda: len(listener.commands) == 39, 10.0), bridge.log()
+    assert wait_until(lambda: len(listener.commands) == 39, 10.0), \
+        (len(listener.commands), bridge.log())
     assert bridge.popen.poll() is None                     # still following
     with live.open('a') as stream:                        # the last line unterminated
         stream.write(''.join(frames[40:]).rstrip('\n'))
     assert bridge.popen.wait(timeout=20.0) == 0, bridge.log()
-    assert wait_until(lambda: len(listener.commands) == 61 and len(listener.clips) == 2, 10.0)
+    assert wait_until(lambda: len(listener.commands) == 61 and len(listener.clips) == 2, 10.0), \
+        (len(listener.commands), listener.clips)
     check_stream(listener.commands, motion)
     start, end = listener.clips
     assert (start['complete'], start['follow'], end['complete'], end['frames']) == \
