@@ -10,7 +10,7 @@ system would send. For each file of ``files``, one after the other (again and ag
      the last 100 kept): file, follow, complete, frame_rate_hz, frames, duration_s, rate_hz
      (samples per clip second), publish_rate_hz, rate_scale, samples, file_sha256,
      retarget_map, map_sha256, joint_names, clamped ({joint: {frames, worst_excess_rad}}),
-     index (in ``files``), round;
+     index (in ``files``), round; a followed file's again at its end (complete: true);
   3. with drive_robot, sends the robot to the clip's first pose (one JointTrajectory point at
      settle_s on ``joint_trajectory_controller/joint_trajectory``) and waits settle_s;
   4. calls ``<recorder>/start_episode`` (std_srvs/Trigger; a refusal is retried until
@@ -34,7 +34,14 @@ follow: the last file is followed like ``tail -f``: it may not exist yet, its he
 be written yet, ``Frames:`` is not checked (write 0), and frames appended are retargeted and
 streamed as they come (one frame behind the writer, two when resampled: a velocity needs the
 next frame). The clip ends when follow_timeout_s passes without a new frame. When the writer
-is slower than the clip's rate the stream waits for it and then goes on at the clip's rate.
+is slower than the clip's rate the stream waits for it and then goes on at the clip's rate;
+frames written during the settle move and the recorder's start are streamed after them at
+the clip's rate (a constant delay, no burst).
+
+Parameters (PARAMETERS below; documented with their defaults in config/mocap_bridge.yaml):
+files, retarget_map, model, joint_names, position_lower_limits, position_upper_limits, loop,
+follow, follow_timeout_s, rate_scale, publish_rate_hz, publish_end_effectors, drive_robot,
+settle_s, recorder, service_timeout_s, wait_for_subscriber_s.
 
 Errors name the file and its line, or the map entry: a file that cannot be read or retargeted
 is logged and skipped, the next one is played. Joints clamped to the limits are logged and
