@@ -100,6 +100,7 @@ class PolicyController:
         self._drives_all = np.array_equal(self._act_idx, np.arange(n))
         self._timeout_ns = int(config.state_timeout_s * 1e9)
         self._ramp_start_ns = 0
+        self._stepped_ns: int | None = None   # when the runtime last stepped (this run)
         self.mode = Mode.INACTIVE
         self.estopped = False
         self.last_fault: StateFault | None = None
@@ -184,7 +185,11 @@ class PolicyController:
         for dest, (source, idx) in zip(self._obs_blocks, self._obs_sources):
             np.take(source, idx, out=dest)
         self.state_age_at_tick_ns = now_ns - self.state.oldest_stamp_ns
-        action = self.runtime.step(self._obs_blocks)
+        # A late tick reads the policy's chunks at the tick that is due (see runtime.step).
+        ticks = max(1, round((now_ns - self._stepped_ns) * self.config.control_rate_hz / 1e9)) \
+            if self._stepped_ns is not None else 1
+        self._stepped_ns = now_ns
+        action = self.runtime.step(self._obs_blocks, ticks)
         target = self._target
         if self._drives_all:
             target[:] = action
@@ -206,6 +211,7 @@ class PolicyController:
 
     def _start_run(self, now_ns: int) -> None:
         self.runtime.reset()
+        self._stepped_ns = None
         self.last_fault = None
         np.take(self.state.position, self._ctrl_idx, out=self._start)
         self._previous[:] = self._start

@@ -5,7 +5,9 @@ run starts, ``step(fields)`` once per control tick with the current joint state,
 this tick's joint position targets. With an action horizon H > 1 the runtime either executes
 chunks open loop (re-querying every ``replan_every`` ticks) or queries every tick and averages
 the overlapping predictions for the current tick (ACT's temporal ensembling: weight
-``exp(-decay * i)`` with i = 0 for the oldest prediction).
+``exp(-decay * i)``, i in ticks from the oldest prediction). Chunks are read by tick: after
+missed ticks (``step(fields, ticks=k)``) the targets due now are taken, not the ones that
+were due at the missed ticks, so a late control loop does not slow the motion down.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from il_policy_node.core.observation import ObservationBuilder
 
 _log = logging.getLogger(__name__)
 OPTIMIZED_ATOL = 1e-5
+NEVER = -(2 ** 62)         # the query tick of an empty chunk slot
 
 
 class ChunkExecution(str, Enum):
@@ -53,7 +56,7 @@ def optimized_for_inference(policy: LoadedPolicy) -> torch.jit.ScriptModule:
 
 
 class PolicyRuntime:
-    """Runs a loaded policy one control tick at a time, allocating nothing per tick."""
+    """Runs a loaded policy one control tick at a time, with buffers allocated once."""
 
     def __init__(self, policy: LoadedPolicy, *, execution: ChunkExecution | str = 'ensemble',
                  ensemble_decay: float = 0.01, replan_every: int = 0) -> None:
@@ -71,19 +74,22 @@ class PolicyRuntime:
         self._module = optimized_for_inference(policy)
         self._obs = torch.from_numpy(self.observation.vector).unsqueeze(0)  # shares memory
         h, a = self.horizon, meta.action_size
+        self.ensemble_decay = ensemble_decay
         self._chunks = np.zeros((h, h, a), np.float32)   # ring of chunks by query tick
-        self._weights = np.exp(-ensemble_decay * np.arange(h))  # oldest first
-        self._ages = np.arange(h)
+        self._queried_at = np.full(h, NEVER, np.int64)   # the tick each chunk was queried at
+        self._slots = np.arange(h)
+        self._ages = np.zeros(h, np.int64)
+        self._weights = np.zeros(h, np.float64)
         self._action = np.zeros(a, np.float64)
-        self._tick = 0
-        self._queried = 0
+        self._tick = -1                                  # tick of the last step, -1: none
+        self._chunk_tick = 0                             # chunk mode: tick of the chunk
         self.inferences = 0
 
     def reset(self) -> None:
         """Start a new run: empty history, no chunk carried over (never replay old actions)."""
         self.observation.reset()
-        self._tick = 0
-        self._queried = 0
+        self._tick = -1
+        self._queried_at[:] = NEVER
 
     def infer(self) -> np.ndarray:
         """Run the model on the current observation vector; returns the chunk [H, A]."""
@@ -92,31 +98,40 @@ class PolicyRuntime:
         self.inferences += 1
         return out[0].numpy()
 
-    def step(self, fields: Sequence[np.ndarray]) -> np.ndarray:
+    def step(self, fields: Sequence[np.ndarray], ticks: int = 1) -> np.ndarray:
         """Push this tick's state (one array per observed field) and return the target [A].
 
-        The returned array is reused on the next call; copy it to keep it.
+        ``ticks``: control periods since the previous step (more than 1 after missed ticks;
+        ignored on the first step of a run). The returned array is reused on the next call;
+        copy it to keep it.
         """
+        if ticks < 1:
+            raise ValueError(f'ticks must be >= 1, got {ticks}')
         self.observation.push(fields)
+        first = self._tick < 0
+        tick = self._tick = 0 if first else self._tick + ticks
         h = self.horizon
         if h == 1:
             self._action[:] = self.infer()[0]
         elif self.execution is ChunkExecution.CHUNK:
-            offset = self._tick % self.replan_every
-            if offset == 0:
+            if first or tick - self._chunk_tick >= self.replan_every:
                 self._chunks[0] = self.infer()
-            self._action[:] = self._chunks[0, offset]
+                self._chunk_tick = tick
+            self._action[:] = self._chunks[0, tick - self._chunk_tick]
         else:
-            self._chunks[self._tick % h] = self.infer()
-            self._queried = min(self._queried + 1, h)
-            n = self._queried
-            ages = self._ages[:n]                       # 0 = newest chunk
-            rows = (self._tick - ages) % h
-            preds = self._chunks[rows, ages]           # this tick's prediction from each chunk
-            weights = self._weights[:n][::-1]          # oldest chunk gets weights[0]
-            np.dot(weights, preds, out=self._action)
+            slot = tick % h
+            self._chunks[slot] = self.infer()
+            self._queried_at[slot] = tick
+            ages, weights = self._ages, self._weights
+            np.subtract(tick, self._queried_at, out=ages)      # >= h: stale or never queried
+            np.minimum(ages, h - 1, out=ages)
+            # exp(-decay * i), i = 0 for the oldest prediction, is proportional to
+            # exp(decay * age); predictions older than the horizon get no weight
+            np.multiply(self._ages, self.ensemble_decay, out=weights)
+            np.exp(weights, out=weights)
+            weights[tick - self._queried_at >= h] = 0.0
+            np.dot(weights, self._chunks[self._slots, ages], out=self._action)
             self._action /= weights.sum()
-        self._tick += 1
         return self._action
 
     def warmup(self, iterations: int) -> None:

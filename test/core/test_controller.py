@@ -1,6 +1,7 @@
 """PolicyController: the tick state machine, with real exported policies and no ROS."""
 import numpy as np
 import pytest
+import torch
 
 from il_policy_node.core.artifact import load_policy
 from il_policy_node.core.config import ConfigError, ControllerConfig
@@ -187,3 +188,26 @@ def test_an_extra_input_is_waited_for_then_observed(tmp_path):
                         np.zeros(0), now + 4 * TICK_NS)
     _feed(controller, now + 4 * TICK_NS, [0.0, 0.0, 0.0])
     assert controller.tick(now + 4 * TICK_NS).hold and controller.mode is Mode.HOLDING
+
+
+def test_a_late_tick_takes_the_target_that_is_due_now(tmp_path):
+    class StepPolicy(torch.nn.Module):
+        """Chunk step k = 0.01 k for every joint, whatever the observation."""
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            steps = torch.arange(10, dtype=torch.float32).repeat_interleave(3) * 0.01
+            return steps.unsqueeze(0) + 0.0 * obs[:, :1]
+
+    path = export(StepPolicy(), tmp_path / 'policy.pt', JOINTS, rate_hz=RATE, horizon=10)
+    config = ControllerConfig.from_parameters({
+        'model_path': str(path), 'joint_names': JOINTS, 'control_rate_hz': RATE,
+        'state_timeout_s': 0.5, 'position_lower_limits': [-1.0] * 3,
+        'position_upper_limits': [1.0] * 3, 'max_velocity_rad_s': [10.0],
+        'chunk_execution': 'chunk'})
+    controller = PolicyController(config, PolicyRuntime(load_policy(path), execution='chunk'))
+    controller.activate()
+    targets = []
+    for tick in (0, 1, 4, 5):              # ticks 2 and 3 are missed (the timer came late)
+        _feed(controller, tick * TICK_NS, np.zeros(3))
+        targets.append(controller.tick(tick * TICK_NS).positions[0])
+    assert targets == pytest.approx([0.0, 0.01, 0.04, 0.05])

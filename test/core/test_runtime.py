@@ -61,6 +61,25 @@ def test_temporal_ensembling_averages_the_predictions_for_this_tick(chunk_policy
         assert value == pytest.approx(float(weights @ preds / weights.sum()), rel=1e-5)
 
 
+def test_after_missed_ticks_chunks_are_read_at_the_tick_that_is_due(chunk_policy):
+    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    got = [runtime.step(_fields(0.0))[0], runtime.step(_fields(0.0))[0],
+           runtime.step(_fields(0.0), ticks=2)[0]]
+    assert got == pytest.approx([0, 1, 3])                # tick 2 was missed
+    assert runtime.step(_fields(60.0), ticks=3)[0] == pytest.approx(60.0)   # tick 6: new chunk
+    decay = 0.3
+    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=decay)
+    for t in range(3):
+        runtime.step(_fields(10.0 * t))
+    value = runtime.step(_fields(50.0), ticks=3)[0]       # tick 5; ticks 3 and 4 missed
+    # chunks of ticks 0 and 1 end before tick 5; tick 2's predicts 20 + 3, tick 5's 50;
+    # weights exp(-decay * i), i in ticks from the oldest prediction
+    weights = np.array([1.0, np.exp(-decay * 3)])
+    assert value == pytest.approx(float(weights @ [23.0, 50.0] / weights.sum()), rel=1e-5)
+    with pytest.raises(ValueError, match='ticks must be >= 1'):
+        runtime.step(_fields(0.0), ticks=0)
+
+
 def test_reset_never_replays_an_old_chunk(chunk_policy):
     runtime = PolicyRuntime(chunk_policy, execution='chunk')
     runtime.step(_fields(100.0))
