@@ -47,6 +47,8 @@ def launch_setup(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
+    from il_policy_node.demo.arm import RECIPES
+    from il_policy_node.demo.common import CONTROL_RATE_HZ
     from il_policy_node.sim.models import urdf_path
     urdf = str(urdf_path(arg('model')))
     with open(urdf, encoding='utf-8') as stream:
@@ -78,7 +80,11 @@ def launch_setup(context: LaunchContext) -> list:
              output='screen',
              parameters=[os.path.join(SHARE, 'config', 'demonstrator.yaml'),
                          {'task': arg('task'), 'episodes': int(arg('episodes')),
-                          'seed': int(arg('seed'))}]),
+                          'seed': int(arg('seed')),
+                          # as the main job demonstrates (README: how the main job teaches)
+                          'command_rate_hz': CONTROL_RATE_HZ,
+                          'drive_noise_rad': RECIPES[arg('task')].drive_noise_rad,
+                          'reaches_per_episode': RECIPES[arg('task')].reaches_per_episode}]),
     ]
     if arg('rviz') == 'true':
         actions.append(Node(package='rviz2', executable='rviz2', output='screen',
