@@ -28,7 +28,8 @@ system would send. For each file of ``files``, one after the other (again and ag
 Every frame is published once, in order: a late tick publishes the samples that became due.
 Before the first clip the node waits for the recorder's services and for the recorder to
 subscribe ``mocap/joint_command`` (only a warning after service_timeout_s), for the robot
-(drive_robot), and up to wait_for_subscriber_s for any subscriber of ``mocap/joint_command``.
+(drive_robot), and up to wait_for_subscribers_s for min_subscribers subscribers of
+``mocap/joint_command``.
 
 follow: the last file is followed like ``tail -f``: it may not exist yet, its header may not
 be written yet, ``Frames:`` is not checked (write 0), and frames appended are retargeted and
@@ -41,7 +42,7 @@ the clip's rate (a constant delay, no burst).
 Parameters (PARAMETERS below; documented with their defaults in config/mocap_bridge.yaml):
 files, retarget_map, model, joint_names, position_lower_limits, position_upper_limits, loop,
 follow, follow_timeout_s, rate_scale, publish_rate_hz, publish_end_effectors, drive_robot,
-settle_s, recorder, service_timeout_s, wait_for_subscriber_s.
+settle_s, recorder, service_timeout_s, min_subscribers, wait_for_subscribers_s.
 
 Errors name the file and its line, or the map entry: a file that cannot be read or retargeted
 is logged and skipped, the next one is played. Joints clamped to the limits are logged and
@@ -118,9 +119,11 @@ PARAMETERS = (
     ParamSpec('service_timeout_s', 10.0, 'Wait this long for a service, an answer, an '
                                          'accepted start or the robot.',
               float_range=(0.1, 3600.0)),
-    ParamSpec('wait_for_subscriber_s', 5.0, 'Before the first clip, wait up to this long for '
-                                            'a subscriber of mocap/joint_command.',
-              float_range=(0.0, 3600.0)),
+    ParamSpec('min_subscribers', 1, 'Before the first clip, wait for this many subscribers '
+                                    'of mocap/joint_command (up to wait_for_subscribers_s).',
+              int_range=(0, 1000)),
+    ParamSpec('wait_for_subscribers_s', 5.0, 'How long to wait for min_subscribers; then play '
+                                             'anyway.', float_range=(0.0, 3600.0)),
 )
 COMMAND_TOPIC = 'mocap/joint_command'
 END_EFFECTOR_NAMESPACE = 'mocap/end_effectors'
@@ -218,7 +221,8 @@ class MocapBridgeNode(Node):
         self.drive_robot = bool(params['drive_robot'])
         self.settle_s = float(params['settle_s'])
         self.service_timeout_s = float(params['service_timeout_s'])
-        self.wait_for_subscriber_s = float(params['wait_for_subscriber_s'])
+        self.min_subscribers = int(params['min_subscribers'])
+        self.wait_for_subscribers_s = float(params['wait_for_subscribers_s'])
 
         self._command = JointStateMessage(self.joint_names, velocities=True)
         self._command_pub = self.create_publisher(JointState, COMMAND_TOPIC, MOCAP_QOS)
@@ -247,7 +251,7 @@ class MocapBridgeNode(Node):
         self._state = 'wait_graph'
         self._began = time.monotonic()
         self._deadline = self._began + self.service_timeout_s
-        self._subscriber_deadline = self._began + self.wait_for_subscriber_s
+        self._subscriber_deadline = self._began + self.wait_for_subscribers_s
         self._index, self._round = -1, 0
         self._played_in_round = 0
         self._source: ClipSource | None = None
@@ -310,19 +314,20 @@ class MocapBridgeNode(Node):
                                 f'{self.service_timeout_s:g} s')
             return
         topic = self._command_pub.topic_name
-        if self._start_client is not None and not self._recorder_listens():
-            # The recorder subscribes once it sees the publisher; wait for it, but a recorder
-            # that does not record this topic is its operator's choice.
-            if now <= self._deadline:
-                return
+        # The recorder subscribes once it sees the publisher; wait for it, but a recorder that
+        # does not record this topic is its operator's choice.
+        unheard = self._start_client is not None and not self._recorder_listens()
+        count = self._command_pub.get_subscription_count()
+        few = count < self.min_subscribers
+        if (unheard and now <= self._deadline) or (few and now < self._subscriber_deadline):
+            return
+        if unheard:
             self.get_logger().warn(f'the recorder does not subscribe {topic}: is it in its '
                                    'topics?')
-        elif self._command_pub.get_subscription_count() == 0:
-            if now < self._subscriber_deadline:
-                return
-            if self.wait_for_subscriber_s > 0:
-                self.get_logger().warn(f'nobody subscribes {topic} after '
-                                       f'{self.wait_for_subscriber_s:g} s; playing anyway')
+        if few:
+            self.get_logger().warn(f'{count} subscribers of {topic} after '
+                                   f'{self.wait_for_subscribers_s:g} s (min_subscribers '
+                                   f'{self.min_subscribers}); playing anyway')
         self._open_next(now)
 
     def _recorder_listens(self) -> bool:

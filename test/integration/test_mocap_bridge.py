@@ -121,7 +121,8 @@ def test_clips_stream_to_the_recorder_and_drive_the_sim_robot_and_a_bad_one_is_s
     bridge = graph.spawn(BRIDGE, ros_args({
         'files': [str(tmp_path / name) for name in ('wave.bvh', 'bad.bvh', 'short.bvh')],
         'drive_robot': True, 'settle_s': 0.5, 'recorder': 'demo_recorder',
-        'service_timeout_s': 20.0}), 'mocap_bridge')
+        'service_timeout_s': 20.0, 'min_subscribers': 2,           # the recorder and the test
+        'wait_for_subscribers_s': 20.0}), 'mocap_bridge')
     assert bridge.popen.wait(timeout=60.0) == 0, bridge.log()
     log = bridge.log()
     assert f'{tmp_path / "bad.bvh"}:{bad_line}: frame 3, value 5: non-numeric' in log, log
@@ -176,7 +177,7 @@ def test_follows_a_file_being_written_until_no_frame_comes(graph, tmp_path):
     listener = Listener(graph.receiver.node)
     bridge = graph.spawn(BRIDGE, ros_args({
         'files': [str(live)], 'follow': True, 'follow_timeout_s': 3.0,
-        'wait_for_subscriber_s': 20.0}), 'mocap_bridge')
+        'wait_for_subscribers_s': 20.0}), 'mocap_bridge')
     # a frame's velocity needs the next frame: the 20th waits for the 21st
     assert wait_until(lambda: len(listener.commands) == 19, 20.0), \
         (len(listener.commands), bridge.log())
@@ -201,7 +202,7 @@ def test_follows_a_file_being_written_until_no_frame_comes(graph, tmp_path):
 def test_a_malformed_only_file_or_a_bad_map_ends_with_an_error(graph, tmp_path):
     bad_line = write_malformed(tmp_path / 'bad.bvh')
     bridge = graph.spawn(BRIDGE, ros_args({'files': [str(tmp_path / 'bad.bvh')],
-                                           'wait_for_subscriber_s': 0.0}), 'bad_file')
+                                           'wait_for_subscribers_s': 0.0}), 'bad_file')
     bad_map = tmp_path / 'map.yaml'
     content = yaml.safe_load(MAP.read_text())
     del content['joints']['head_yaw_joint']
