@@ -31,6 +31,7 @@ class ControllerConfig:
     ensemble_decay: float
     replan_every: int
     warmup_iterations: int
+    lookahead_s: float = -1.0           # < 0: measured each tick (see controller.tick)
 
     @property
     def period_s(self) -> float:
@@ -67,6 +68,9 @@ class ControllerConfig:
         replan = int(params.get('replan_every', 0))
         if replan < 0:
             raise ConfigError(f'parameter replan_every must be >= 0, got {replan}')
+        lookahead = float(params.get('lookahead_s', -1.0))
+        if not math.isfinite(lookahead):
+            raise ConfigError(f'parameter lookahead_s must be a number, got {lookahead}')
         warmup = int(params.get('warmup_iterations', 20))
         if warmup < 0:
             raise ConfigError(f'parameter warmup_iterations must be >= 0, got {warmup}')
@@ -76,7 +80,7 @@ class ControllerConfig:
             state_timeout_s=timeout, ramp_in_s=ramp,
             publish_velocities=bool(params.get('publish_velocities', False)),
             execution=execution, ensemble_decay=decay, replan_every=replan,
-            warmup_iterations=warmup)
+            warmup_iterations=warmup, lookahead_s=lookahead)
 
 
 def _positive(params: Mapping[str, Any], name: str) -> float:

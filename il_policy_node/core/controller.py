@@ -189,7 +189,7 @@ class PolicyController:
         ticks = max(1, round((now_ns - self._stepped_ns) * self.config.control_rate_hz / 1e9)) \
             if self._stepped_ns is not None else 1
         self._stepped_ns = now_ns
-        action = self.runtime.step(self._obs_blocks, ticks)
+        action = self.runtime.step(self._obs_blocks, ticks, self._lookahead_ticks())
         target = self._target
         if self._drives_all:
             target[:] = action
@@ -208,6 +208,20 @@ class PolicyController:
             self._velocity *= self.config.control_rate_hz
         self._previous[:] = command
         return self._track_command
+
+    def _lookahead_ticks(self) -> float:
+        """How far ahead to read the policy's chunk, in control periods.
+
+        lookahead_s < 0: the age of the joint state now (since it was received) plus the last
+        inference time, i.e. how old the observation is when the target leaves the node.
+        """
+        horizon = self.runtime.horizon
+        if horizon == 1:
+            return 0.0
+        seconds = self.config.lookahead_s
+        if seconds < 0:
+            seconds = max(0, self.state_age_at_tick_ns) / 1e9 + self.runtime.inference_s
+        return min(seconds * self.config.control_rate_hz, horizon - 1.0)
 
     def _start_run(self, now_ns: int) -> None:
         self.runtime.reset()

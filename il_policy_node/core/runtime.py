@@ -7,11 +7,15 @@ chunks open loop (re-querying every ``replan_every`` ticks) or queries every tic
 the overlapping predictions for the current tick (ACT's temporal ensembling: weight
 ``exp(-decay * i)``, i in ticks from the oldest prediction). Chunks are read by tick: after
 missed ticks (``step(fields, ticks=k)``) the targets due now are taken, not the ones that
-were due at the missed ticks, so a late control loop does not slow the motion down.
+were due at the missed ticks, so a late control loop does not slow the motion down; and
+``lookahead`` reads them a fraction of a period later, for the latency between observing
+the state and the robot receiving the target (which a policy in a feedback loop otherwise
+feels as a slower motion).
 """
 from __future__ import annotations
 
 import logging
+import time
 from enum import Enum
 from typing import Sequence
 
@@ -84,6 +88,7 @@ class PolicyRuntime:
         self._tick = -1                                  # tick of the last step, -1: none
         self._chunk_tick = 0                             # chunk mode: tick of the chunk
         self.inferences = 0
+        self.inference_s = 0.0                           # the last inference's duration
 
     def reset(self) -> None:
         """Start a new run: empty history, no chunk carried over (never replay old actions)."""
@@ -93,44 +98,59 @@ class PolicyRuntime:
 
     def infer(self) -> np.ndarray:
         """Run the model on the current observation vector; returns the chunk [H, A]."""
+        started = time.perf_counter()
         with torch.inference_mode():
             out = self._module(self._obs)
         self.inferences += 1
+        self.inference_s = time.perf_counter() - started
         return out[0].numpy()
 
-    def step(self, fields: Sequence[np.ndarray], ticks: int = 1) -> np.ndarray:
+    def step(self, fields: Sequence[np.ndarray], ticks: int = 1,
+             lookahead: float = 0.0) -> np.ndarray:
         """Push this tick's state (one array per observed field) and return the target [A].
 
         ``ticks``: control periods since the previous step (more than 1 after missed ticks;
-        ignored on the first step of a run). The returned array is reused on the next call;
-        copy it to keep it.
+        ignored on the first step of a run). ``lookahead``: read the chunks this many periods
+        later (linear interpolation between steps), to make up for the time from observing
+        the state to the robot receiving the target. The returned array is reused on the
+        next call; copy it to keep it.
         """
         if ticks < 1:
             raise ValueError(f'ticks must be >= 1, got {ticks}')
+        if not 0.0 <= lookahead < self.horizon:
+            raise ValueError(f'lookahead must be in [0, {self.horizon}), got {lookahead}')
         self.observation.push(fields)
         first = self._tick < 0
         tick = self._tick = 0 if first else self._tick + ticks
         h = self.horizon
+        whole = int(lookahead)
+        fraction = lookahead - whole
         if h == 1:
             self._action[:] = self.infer()[0]
         elif self.execution is ChunkExecution.CHUNK:
             if first or tick - self._chunk_tick >= self.replan_every:
                 self._chunks[0] = self.infer()
                 self._chunk_tick = tick
-            self._action[:] = self._chunks[0, tick - self._chunk_tick]
+            i = min(tick - self._chunk_tick + whole, h - 1)
+            chunk = self._chunks[0]
+            self._action[:] = chunk[i] + fraction * (chunk[min(i + 1, h - 1)] - chunk[i])
         else:
             slot = tick % h
             self._chunks[slot] = self.infer()
             self._queried_at[slot] = tick
             ages, weights = self._ages, self._weights
             np.subtract(tick, self._queried_at, out=ages)      # >= h: stale or never queried
-            np.minimum(ages, h - 1, out=ages)
             # exp(-decay * i), i = 0 for the oldest prediction, is proportional to
             # exp(decay * age); predictions older than the horizon get no weight
-            np.multiply(self._ages, self.ensemble_decay, out=weights)
+            np.multiply(np.minimum(ages, h - 1), self.ensemble_decay, out=weights)
             np.exp(weights, out=weights)
-            weights[tick - self._queried_at >= h] = 0.0
-            np.dot(weights, self._chunks[self._slots, ages], out=self._action)
+            weights[ages >= h] = 0.0
+            ages += whole
+            np.minimum(ages, h - 1, out=ages)
+            rows = self._chunks[self._slots, ages]
+            if fraction:
+                rows += fraction * (self._chunks[self._slots, np.minimum(ages + 1, h - 1)] - rows)
+            np.dot(weights, rows, out=self._action)
             self._action /= weights.sum()
         return self._action
 

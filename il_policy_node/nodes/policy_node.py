@@ -81,6 +81,9 @@ PARAMETERS = (
               float_range=(0.0, 10.0)),
     ParamSpec('replan_every', 0, 'chunk mode: query the policy every N ticks (0 = horizon).',
               int_range=(0, 10000)),
+    ParamSpec('lookahead_s', -1.0, 'Read action chunks this much later (latency compensation);'
+                                   ' < 0 = measured: state age + inference time.',
+              float_range=(-1.0, 10.0)),
     ParamSpec('warmup_iterations', 20, 'Inference runs at configure, before the first tick.',
               int_range=(0, 10000)),
     ParamSpec('torch_threads', 1, 'Intra-op threads for inference (1 suits small MLPs).',

@@ -1,4 +1,6 @@
 """PolicyController: the tick state machine, with real exported policies and no ROS."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -203,7 +205,7 @@ def test_a_late_tick_takes_the_target_that_is_due_now(tmp_path):
         'model_path': str(path), 'joint_names': JOINTS, 'control_rate_hz': RATE,
         'state_timeout_s': 0.5, 'position_lower_limits': [-1.0] * 3,
         'position_upper_limits': [1.0] * 3, 'max_velocity_rad_s': [10.0],
-        'chunk_execution': 'chunk'})
+        'chunk_execution': 'chunk', 'lookahead_s': 0.0})
     controller = PolicyController(config, PolicyRuntime(load_policy(path), execution='chunk'))
     controller.activate()
     targets = []
@@ -211,3 +213,13 @@ def test_a_late_tick_takes_the_target_that_is_due_now(tmp_path):
         _feed(controller, tick * TICK_NS, np.zeros(3))
         targets.append(controller.tick(tick * TICK_NS).positions[0])
     assert targets == pytest.approx([0.0, 0.01, 0.04, 0.05])
+    # measured lookahead: a state received 5 ms before the tick is half a period old
+    auto = replace(config, lookahead_s=-1.0)
+    controller = PolicyController(auto, PolicyRuntime(load_policy(path), execution='chunk'))
+    controller.activate()
+    _feed(controller, 0, np.zeros(3))
+    controller.tick(0)
+    _feed(controller, TICK_NS - TICK_NS // 2, np.zeros(3))
+    target = controller.tick(TICK_NS).positions[0]
+    inference = controller.runtime.inference_s * RATE       # in periods, about 0.01
+    assert target == pytest.approx(0.01 * (1.5 + inference), abs=1e-6)

@@ -80,6 +80,18 @@ def test_after_missed_ticks_chunks_are_read_at_the_tick_that_is_due(chunk_policy
         runtime.step(_fields(0.0), ticks=0)
 
 
+def test_lookahead_reads_the_chunks_later_between_steps(chunk_policy):
+    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    assert runtime.step(_fields(0.0), lookahead=0.25)[0] == pytest.approx(0.25)
+    assert runtime.step(_fields(0.0), lookahead=2.5)[0] == pytest.approx(3.0)   # the chunk's end
+    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=0.0)
+    runtime.step(_fields(0.0))
+    # tick 1: chunk 0 read at 1.5 -> 1.5, chunk 1 (base 10) at 0.5 -> 10.5; plain average
+    assert runtime.step(_fields(10.0), lookahead=0.5)[0] == pytest.approx(6.0)
+    with pytest.raises(ValueError, match='lookahead must be in'):
+        runtime.step(_fields(0.0), lookahead=H)
+
+
 def test_reset_never_replays_an_old_chunk(chunk_policy):
     runtime = PolicyRuntime(chunk_policy, execution='chunk')
     runtime.step(_fields(100.0))
