@@ -37,12 +37,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
 from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
+from il_policy_node.ros.recorder_client import RecorderEpisodes, RecorderError
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.demonstrator import (
     ARM6_HOME,
@@ -121,7 +121,6 @@ PARAMETERS = (
 )
 CONTROLLER_TOPIC = 'joint_trajectory_controller/joint_trajectory'
 SETTLE_MARGIN_S = 0.2
-RETRY_START_S = 0.5
 EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)   # every episode, latched
@@ -190,22 +189,17 @@ class DemonstratorNode(Node):
         self._goal_pub = self.create_publisher(JointState, 'demo/goal', LATCHED_QOS) \
             if self.task is Task.REACH else None
         self._episode_pub = self.create_publisher(String, '~/episode', EPISODE_QOS)
-        recorder = str(params['recorder']).rstrip('/')
-        self._start_client = self._stop_client = None
-        if recorder:
-            self._start_client = self.create_client(Trigger, f'{recorder}/start_episode')
-            self._stop_client = self.create_client(SetBool, f'{recorder}/stop_episode')
+        self._recorder = RecorderEpisodes(self, str(params['recorder']),
+                                          service_timeout_s=self.service_timeout_s)
         self._index = 0
         self._state = 'wait_services'
-        self._deadline = time.monotonic() + self.service_timeout_s
-        self._until = 0.0                 # settle end / next start retry
+        self._until = 0.0                 # end of the settle move
         self._t0 = 0.0                    # start of the streamed episode (monotonic)
-        self._future = None
         self._began = time.monotonic()
-        self.saved: list[str] = []        # the recorder's messages of the saved episodes
+        self.saved = self._recorder.saved   # the recorder's messages of the saved episodes
         self.get_logger().info(
             f'{len(self.episodes)} {self.task.value} episodes (seed {params["seed"]}), '
-            f'{self.rate_hz:g} Hz, recorder {recorder or "(none)"}, '
+            f'{self.rate_hz:g} Hz, recorder {self._recorder.namespace or "(none)"}, '
             f'drive_robot {self.drive_robot}')
         self._timer = self.create_timer(1.0 / self.rate_hz, self._tick)
 
@@ -215,7 +209,12 @@ class DemonstratorNode(Node):
 
     # -- the operator's loop -------------------------------------------------------------------
     def _tick(self) -> None:
-        now = time.monotonic()
+        try:
+            self._step(time.monotonic())
+        except RecorderError as exc:
+            self._finish(1, str(exc))
+
+    def _step(self, now: float) -> None:
         state = self._state
         if state == 'wait_services':
             self._wait_for_graph(now)
@@ -231,23 +230,19 @@ class DemonstratorNode(Node):
 
     def _wait_for_graph(self, now: float) -> None:
         """Before the first episode: the recorder's services and the robot must be there."""
-        missing = [f'service {c.srv_name}' for c in (self._start_client, self._stop_client)
-                   if c is not None and not c.service_is_ready()]
-        if self.drive_robot and self._robot_pub.get_subscription_count() == 0:
-            missing.append(f'a subscriber of {self._robot_pub.topic_name} (the robot)')
+        if not self._recorder.ready(now, robot=self._robot_pub if self.drive_robot else None):
+            return
         # The recorder subscribes to what it records once it sees the publisher; wait for it,
         # but a recorder that does not record these topics is its operator's choice.
         unheard = [pub.topic_name for pub in (self._command_pub, self._goal_pub)
-                   if self._start_client is not None and pub is not None and
+                   if self._recorder.enabled and pub is not None and
                    pub.get_subscription_count() == 0]
-        if missing and now > self._deadline:
-            self._finish(1, f'{" and ".join(missing)} not available after '
-                            f'{self.service_timeout_s:g} s')
-        elif not missing and (not unheard or now > self._deadline):
-            if unheard:
-                self.get_logger().warn(f'nobody subscribes {unheard}: are they in the '
-                                       "recorder's topics?")
-            self._begin_episode(now)
+        if unheard and not self._recorder.timed_out(now):
+            return
+        if unheard:
+            self.get_logger().warn(f'nobody subscribes {unheard}: are they in the '
+                                   "recorder's topics?")
+        self._begin_episode(now)
 
     def _begin_episode(self, now: float) -> None:
         episode = self.episode
@@ -267,36 +262,13 @@ class DemonstratorNode(Node):
         self._until = now + self.settle_s + SETTLE_MARGIN_S
 
     def _request_start(self, now: float) -> None:
-        if self._start_client is None:
-            self._begin_streaming(now)
-            return
-        if self._state != 'starting':
-            self._deadline = now + self.service_timeout_s
         self._state = 'starting'
-        self._until = float('inf')
-        self._future = self._start_client.call_async(Trigger.Request())
+        self._recorder.request_start(now)
+        self._check_start(now)            # without a recorder: streams at once
 
     def _check_start(self, now: float) -> None:
-        future = self._future
-        if future is not None and future.done():
-            self._future = None
-            response = future.result()
-            if response is not None and response.success:
-                self.get_logger().info(f'recording: {response.message}')
-                self._begin_streaming(now)
-                return
-            why = response.message if response is not None else 'no response'
-            if now > self._deadline:
-                self._finish(1, f'{self._start_client.srv_name} refused: {why}')
-                return
-            self.get_logger().warn(f'{self._start_client.srv_name} refused ({why}); '
-                                   f'retrying', throttle_duration_sec=2.0)
-            self._until = now + RETRY_START_S
-        elif future is None and now >= self._until:
-            self._request_start(now)
-        elif future is not None and now > self._deadline:
-            self._finish(1, f'no answer from {self._start_client.srv_name} within '
-                            f'{self.service_timeout_s:g} s')
+        if self._recorder.poll_start(now):
+            self._begin_streaming(now)
 
     def _begin_streaming(self, now: float) -> None:
         self._state = 'streaming'
@@ -327,28 +299,13 @@ class DemonstratorNode(Node):
         self._goal_pub.publish(self._goal.msg)
 
     def _request_stop(self, now: float) -> None:
-        if self._stop_client is None:
-            self._next_episode(now)
-            return
         self._state = 'stopping'
-        self._deadline = now + self.service_timeout_s
-        self._future = self._stop_client.call_async(SetBool.Request(data=True))
+        self._recorder.request_stop(now, success=True)
+        self._check_stop(now)             # without a recorder: the next episode at once
 
     def _check_stop(self, now: float) -> None:
-        future = self._future
-        if future.done():
-            self._future = None
-            response = future.result()
-            if response is None or not response.success:
-                why = response.message if response is not None else 'no response'
-                self._finish(1, f'{self._stop_client.srv_name} failed: {why}')
-                return
-            self.saved.append(response.message)
-            self.get_logger().info(response.message)
+        if self._recorder.poll_stop(now):
             self._next_episode(now)
-        elif now > self._deadline:
-            self._finish(1, f'no answer from {self._stop_client.srv_name} within '
-                            f'{self.service_timeout_s:g} s')
 
     def _next_episode(self, now: float) -> None:
         self._index += 1

@@ -68,7 +68,6 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from il_policy_node.mocap.bvh import BvhError
@@ -82,6 +81,7 @@ from il_policy_node.mocap.stream import ClipSource, MotionSamples
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
 from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS
+from il_policy_node.ros.recorder_client import RecorderEpisodes, RecorderError
 from il_policy_node.ros.spin import spin_node
 
 PACKAGE = 'il_policy_node'
@@ -129,7 +129,6 @@ COMMAND_TOPIC = 'mocap/joint_command'
 END_EFFECTOR_NAMESPACE = 'mocap/end_effectors'
 CONTROLLER_TOPIC = 'joint_trajectory_controller/joint_trajectory'
 SETTLE_MARGIN_S = 0.2
-RETRY_START_S = 0.5
 EARLY = 0.25              # of a period: a sample due this soon goes out on this tick
 IDLE_PERIOD_S = 0.01      # tick period outside streaming
 # Reliable with a deep history, so a burst after a stall reaches a slow subscriber whole.
@@ -240,17 +239,11 @@ class MocapBridgeNode(Node):
         self._robot_pub = self.create_publisher(JointTrajectory, CONTROLLER_TOPIC,
                                                 COMMAND_QOS) if self.drive_robot else None
         self._clip_pub = self.create_publisher(String, '~/clip', CLIP_QOS)
-        recorder = str(params['recorder']).rstrip('/')
-        self._start_client = self._stop_client = None
-        self._recorder_node = ''            # its full node name, as the graph shows it
-        if recorder:
-            self._recorder_node = self.resolve_service_name(recorder, only_expand=True)
-            self._start_client = self.create_client(Trigger, f'{recorder}/start_episode')
-            self._stop_client = self.create_client(SetBool, f'{recorder}/stop_episode')
+        self._recorder = RecorderEpisodes(self, str(params['recorder']),
+                                          service_timeout_s=self.service_timeout_s)
 
         self._state = 'wait_graph'
         self._began = time.monotonic()
-        self._deadline = self._began + self.service_timeout_s
         self._subscriber_deadline = self._began + self.wait_for_subscribers_s
         self._index, self._round = -1, 0
         self._played_in_round = 0
@@ -263,8 +256,7 @@ class MocapBridgeNode(Node):
         self._trajectories: TrajectoryMessages | None = None
         self._clip_error = ''
         self._published = 0                # samples of this clip
-        self._until = 0.0
-        self._future = None
+        self._until = 0.0                  # end of the settle move
         self.played: list[str] = []
         self.skipped: list[str] = []       # error messages
         self._played_s = 0.0
@@ -272,13 +264,18 @@ class MocapBridgeNode(Node):
         self.get_logger().info(
             f'{len(self.files)} files, map {self.mapping.source}, {len(self.joint_names)} '
             f'joints, {rate} x {self.rate_scale:g}, loop {self.loop}, '
-            f'follow {self.follow}, recorder {recorder or "(none)"}, '
+            f'follow {self.follow}, recorder {self._recorder.namespace or "(none)"}, '
             f'drive_robot {self.drive_robot}')
         self._timer = self.create_timer(IDLE_PERIOD_S, self._tick)
 
     # -- the player's loop ---------------------------------------------------------------------
     def _tick(self) -> None:
-        now = time.monotonic()
+        try:
+            self._step(time.monotonic())
+        except RecorderError as exc:
+            self._finish(1, str(exc))
+
+    def _step(self, now: float) -> None:
         state = self._state
         if state == 'wait_graph':
             self._wait_for_graph(now)
@@ -304,22 +301,16 @@ class MocapBridgeNode(Node):
 
     def _wait_for_graph(self, now: float) -> None:
         """Before the first clip: the recorder's services, the robot and a listener."""
-        missing = [f'service {c.srv_name}' for c in (self._start_client, self._stop_client)
-                   if c is not None and not c.service_is_ready()]
-        if self._robot_pub is not None and self._robot_pub.get_subscription_count() == 0:
-            missing.append(f'a subscriber of {self._robot_pub.topic_name} (the robot)')
-        if missing:
-            if now > self._deadline:
-                self._finish(1, f'{" and ".join(missing)} not available after '
-                                f'{self.service_timeout_s:g} s')
+        if not self._recorder.ready(now, robot=self._robot_pub):
             return
         topic = self._command_pub.topic_name
         # The recorder subscribes once it sees the publisher; wait for it, but a recorder that
         # does not record this topic is its operator's choice.
-        unheard = self._start_client is not None and not self._recorder_listens()
+        unheard = self._recorder.enabled and not self._recorder.subscribes(topic)
         count = self._command_pub.get_subscription_count()
         few = count < self.min_subscribers
-        if (unheard and now <= self._deadline) or (few and now < self._subscriber_deadline):
+        if (unheard and not self._recorder.timed_out(now)) or \
+                (few and now < self._subscriber_deadline):
             return
         if unheard:
             self.get_logger().warn(f'the recorder does not subscribe {topic}: is it in its '
@@ -329,12 +320,6 @@ class MocapBridgeNode(Node):
                                    f'{self.wait_for_subscribers_s:g} s (min_subscribers '
                                    f'{self.min_subscribers}); playing anyway')
         self._open_next(now)
-
-    def _recorder_listens(self) -> bool:
-        """True when the recorder's node subscribes mocap/joint_command."""
-        return any(f'{info.node_namespace.rstrip("/")}/{info.node_name}' == self._recorder_node
-                   for info in self.get_subscriptions_info_by_topic(
-                       self._command_pub.topic_name))
 
     def _open_next(self, now: float) -> None:
         """Open the next file that can be read (or finish)."""
@@ -438,36 +423,13 @@ class MocapBridgeNode(Node):
             self.get_logger().warn(f'{info["file"]}: clamped to the limits: {joints}')
 
     def _request_start(self, now: float) -> None:
-        if self._start_client is None:
-            self._begin_streaming(now)
-            return
-        if self._state != 'starting':
-            self._deadline = now + self.service_timeout_s
         self._state = 'starting'
-        self._until = float('inf')
-        self._future = self._start_client.call_async(Trigger.Request())
+        self._recorder.request_start(now)
+        self._check_start(now)             # without a recorder: streams at once
 
     def _check_start(self, now: float) -> None:
-        future = self._future
-        if future is not None and future.done():
-            self._future = None
-            response = future.result()
-            if response is not None and response.success:
-                self.get_logger().info(f'recording: {response.message}')
-                self._begin_streaming(now)
-                return
-            why = response.message if response is not None else 'no response'
-            if now > self._deadline:
-                self._finish(1, f'{self._start_client.srv_name} refused: {why}')
-                return
-            self.get_logger().warn(f'{self._start_client.srv_name} refused ({why}); '
-                                   f'retrying', throttle_duration_sec=2.0)
-            self._until = now + RETRY_START_S
-        elif future is None and now >= self._until:
-            self._request_start(now)
-        elif future is not None and now > self._deadline:
-            self._finish(1, f'no answer from {self._start_client.srv_name} within '
-                            f'{self.service_timeout_s:g} s')
+        if self._recorder.poll_start(now):
+            self._begin_streaming(now)
 
     def _begin_streaming(self, now: float) -> None:
         self._state = 'streaming'
@@ -539,27 +501,13 @@ class MocapBridgeNode(Node):
         self._request_stop(now, success=not self._clip_error)
 
     def _request_stop(self, now: float, success: bool) -> None:
-        if self._stop_client is None:
-            self._open_next(now)
-            return
         self._state = 'stopping'
-        self._deadline = now + self.service_timeout_s
-        self._future = self._stop_client.call_async(SetBool.Request(data=success))
+        self._recorder.request_stop(now, success=success)
+        self._check_stop(now)              # without a recorder: the next clip at once
 
     def _check_stop(self, now: float) -> None:
-        future = self._future
-        if future.done():
-            self._future = None
-            response = future.result()
-            if response is None or not response.success:
-                why = response.message if response is not None else 'no response'
-                self._finish(1, f'{self._stop_client.srv_name} failed: {why}')
-                return
-            self.get_logger().info(response.message)
+        if self._recorder.poll_stop(now):
             self._open_next(now)
-        elif now > self._deadline:
-            self._finish(1, f'no answer from {self._stop_client.srv_name} within '
-                            f'{self.service_timeout_s:g} s')
 
     def _done(self) -> None:
         skipped = f', {len(self.skipped)} skipped' if self.skipped else ''
