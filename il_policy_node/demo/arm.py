@@ -58,7 +58,7 @@ class TaskRecipe:
 # Demonstrations are commanded at the policy's control rate: the timing of a command and its
 # effect is then the same in training and in use.
 RECIPES = {'wave': TaskRecipe(drive_noise_rad=0.05),
-           'reach': TaskRecipe(drive_noise_rad=0.1, reaches_per_episode=3,
+           'reach': TaskRecipe(drive_noise_rad=0.1, reaches_per_episode=4,
                                relative_inputs=True)}
 
 
