@@ -19,6 +19,7 @@ from il_policy_node.core.closed_loop import Score, WaveReference, score_reach, s
 from il_policy_node.demo.common import (
     COMMAND_TOPIC,
     CONTROL_RATE_HZ,
+    EVALUATION,
     HELD_OUT_SEED_OFFSET,
     HeldOutRun,
     Settings,
@@ -147,15 +148,16 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
         config = demonstrator_config(settings, task, training=False)
         held_out = [make_episode(task, held_out_seed, i, config)
                     for i in range(settings.rollouts)]
-        _log.info('%s: the demonstrator on %d held-out episodes (reference)', task,
-                  settings.rollouts)
-        reference = record_demonstrations(graph, task, 'reference', held_out_seed,
-                                          settings.rollouts, config)
-        _log.info('%s: policy_node drives the robot from the %d held-out starts', task,
-                  settings.rollouts)
-        rollouts, loop = run_policy(graph, task, policy, [held_out_run(e) for e in held_out],
-                                    info.joint_names, lower, upper,
-                                    GOAL_TOPIC if task == 'reach' else None)
+        with EVALUATION:
+            _log.info('%s: the demonstrator on %d held-out episodes (reference)', task,
+                      settings.rollouts)
+            reference = record_demonstrations(graph, task, 'reference', held_out_seed,
+                                              settings.rollouts, config)
+            _log.info('%s: policy_node drives the robot from the %d held-out starts', task,
+                      settings.rollouts)
+            rollouts, loop = run_policy(graph, task, policy,
+                                        [held_out_run(e) for e in held_out], info.joint_names,
+                                        lower, upper, GOAL_TOPIC if task == 'reach' else None)
     finally:
         graph.close()
     result = TaskResult(

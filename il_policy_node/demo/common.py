@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ LOOP_KEYS = ('loop_rate_hz', 'missed_ticks', 'period_error_p99_us', 'compute_p50
 # number of epochs and exported from the last one (the validation loss of one held-out
 # demonstration does not predict closed-loop success).
 HORIZON = 25
+
+
+# The held-out runs (reference and policy) of one task at a time: the tasks record and train
+# side by side, but two closed loops at once on 2 cores miss control ticks.
+EVALUATION = threading.Lock()
 
 
 class StageError(RuntimeError):

@@ -29,6 +29,7 @@ from il_policy_node.core.closed_loop import (
 from il_policy_node.demo.common import (
     COMMAND_TOPIC,
     CONTROL_RATE_HZ,
+    EVALUATION,
     HELD_OUT_SEED_OFFSET,
     HeldOutRun,
     Settings,
@@ -123,19 +124,20 @@ def run_mocap_task(settings: Settings) -> TaskResult:
     references = [clip_reference(m) for m in motions]
     graph = SimGraph(folder, MODEL, TASK)
     try:
-        _log.info('%s: mocap_bridge streams %d held-out clips to the robot (reference)', TASK,
-                  len(held_out))
-        graph.start_recorder(TASK, 'reference', ['/joint_states', MOCAP_TOPIC])
-        graph.start('mocap_bridge', 'il_policy_node.nodes.mocap_bridge_node', {
-            'files': [str(p) for p in held_out], 'retarget_map': str(retarget_map),
-            'model': MODEL, 'drive_robot': True, 'recorder': 'demo_recorder',
-            'publish_rate_hz': CONTROL_RATE_HZ})
-        graph.wait_exit('mocap_bridge', timeout_s=60.0 + len(held_out) * (CLIP_S + 5.0))
-        graph.stop('demo_recorder')
-        _log.info('%s: policy_node drives the robot from the %d held-out first poses', TASK,
-                  len(held_out))
-        runs = [HeldOutRun(start=m.positions[0], duration_s=CLIP_S) for m in motions]
-        rollouts, loop = run_policy(graph, TASK, policy, runs, joints, lower, upper)
+        with EVALUATION:
+            _log.info('%s: mocap_bridge streams %d held-out clips to the robot (reference)',
+                      TASK, len(held_out))
+            graph.start_recorder(TASK, 'reference', ['/joint_states', MOCAP_TOPIC])
+            graph.start('mocap_bridge', 'il_policy_node.nodes.mocap_bridge_node', {
+                'files': [str(p) for p in held_out], 'retarget_map': str(retarget_map),
+                'model': MODEL, 'drive_robot': True, 'recorder': 'demo_recorder',
+                'publish_rate_hz': CONTROL_RATE_HZ})
+            graph.wait_exit('mocap_bridge', timeout_s=60.0 + len(held_out) * (CLIP_S + 5.0))
+            graph.stop('demo_recorder')
+            _log.info('%s: policy_node drives the robot from the %d held-out first poses',
+                      TASK, len(held_out))
+            runs = [HeldOutRun(start=m.positions[0], duration_s=CLIP_S) for m in motions]
+            rollouts, loop = run_policy(graph, TASK, policy, runs, joints, lower, upper)
     finally:
         graph.close()
     result = TaskResult(
