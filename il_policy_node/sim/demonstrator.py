@@ -177,13 +177,15 @@ def min_jerk_profile(tau) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s, ds, dds
 
 
-def min_jerk(start, goal, duration_s: float, t) -> tuple[np.ndarray, np.ndarray]:
+def min_jerk(start, goal, duration_s, t) -> tuple[np.ndarray, np.ndarray]:
     """Positions and velocities of a minimum-jerk move from ``start`` to ``goal``.
 
-    ``start``/``goal``: [joints]; ``t``: a scalar or [n] times (s) -> [joints] or [n, joints].
-    Before 0 the start, after ``duration_s`` the goal, both at rest.
+    ``start``/``goal``: [joints] (or one per time, [n, joints]); ``t``: a scalar or [n] times
+    (s) -> [joints] or [n, joints]; ``duration_s``: a scalar or one per time. Before 0 the
+    start, after ``duration_s`` the goal, both at rest.
     """
-    if not duration_s > 0:
+    duration_s = np.asarray(duration_s, np.float64)
+    if not (duration_s > 0).all():
         raise ValueError(f'duration_s must be > 0, got {duration_s}')
     start, goal = np.asarray(start, np.float64), np.asarray(goal, np.float64)
     t = np.asarray(t, np.float64)
@@ -246,12 +248,8 @@ class Episode:
         tc = np.clip(t, 0.0, self.duration_s)
         if self.task is Task.REACH:
             move, t0 = self._reach_segment(tc)
-            duration = self.moves_s[move]
-            s, ds, _ = min_jerk_profile((tc - t0) / duration)
-            begin = self.waypoints[move]
-            delta = self.waypoints[move + 1] - begin
-            positions = begin + s[..., None] * delta
-            velocities = (ds / duration)[..., None] * delta
+            positions, velocities = min_jerk(self.waypoints[move], self.waypoints[move + 1],
+                                             self.moves_s[move], tc - t0)
         else:
             # Convex blend start -> cycle: q = start + s (c - start). At tau = 0 the start at
             # rest; at tau = 1 (s = 1, s' = s'' = 0) the cycle with its velocity and

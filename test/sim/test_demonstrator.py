@@ -174,6 +174,32 @@ def test_wave_variability_is_within_the_configured_bounds():
     assert (np.ptp(offsets, axis=0) > 0.4).all()
 
 
+def test_several_reaches_per_episode_alternate_goals_and_new_starts():
+    config = DemonstratorConfig(reaches_per_episode=3, reach_hold_s=0.5)
+    episode = make_episode('reach', 4, 2, config)
+    single = make_episode('reach', 4, 2, DemonstratorConfig(reach_hold_s=0.5))
+    np.testing.assert_array_equal(episode.waypoints[:2], single.waypoints)  # same first reach
+    assert episode.move_s == single.move_s and len(episode.moves_s) == 5
+    assert episode.duration_s == pytest.approx(episode.moves_s.sum() + 5 * 0.5)
+    lower, upper = np.asarray(config.reach_goal_lower), np.asarray(config.reach_goal_upper)
+    goals, starts = episode.waypoints[1::2], episode.waypoints[2::2]
+    assert ((goals >= lower) & (goals <= upper)).all()
+    span = np.asarray(config.start_range_rad)
+    assert (np.abs(starts - config.home_array) <= span + 1e-12).all()
+    ends = np.cumsum(episode.moves_s + 0.5) - 0.5          # each move's end, then its hold
+    for k, end in enumerate(ends):
+        p, v = episode.sample(np.array([end, end + 0.25]))
+        np.testing.assert_allclose(p, [episode.waypoints[k + 1]] * 2, atol=1e-12)
+        np.testing.assert_allclose(v, 0.0, atol=1e-12)
+        np.testing.assert_array_equal(episode.goal_at(end - 0.1), episode.waypoints[k + 1])
+    t = np.linspace(0.0, episode.duration_s, 20001)
+    p, v = episode.sample(t)
+    assert np.abs(np.diff(p, axis=0)).max() < 1e-3                  # continuous
+    np.testing.assert_allclose(np.gradient(p, t, axis=0)[1:-1], v[1:-1], atol=2e-3)
+    with pytest.raises(ValueError, match='reaches_per_episode'):
+        DemonstratorConfig(reaches_per_episode=0)
+
+
 def test_reach_ends_at_the_goal_and_holds_with_a_duration_that_grows_with_distance():
     lower, upper = np.asarray(CONFIG.reach_goal_lower), np.asarray(CONFIG.reach_goal_upper)
     for seed in SEEDS:
