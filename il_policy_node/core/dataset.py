@@ -428,8 +428,9 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
     for g0, g1 in cuts:
         if g1 <= lo or g0 >= end:
             continue
-        pieces.append((lo, min(g0, end)))
-        lo = max(lo, g1)
+        if g0 > lo:                 # a gap that began before the common start cuts nothing
+            pieces.append((lo, g0))
+        lo = g1
     pieces.append((lo, end))
     if cuts:
         result.notes.append(f'split at {len(cuts)} gap(s) longer than {config.max_gap_s} s: '

@@ -309,6 +309,18 @@ def test_a_stall_on_several_topics_is_one_gap(tmp_path):
         [(0.5, 1.5), (3.0, 4.0)]
 
 
+def test_a_gap_that_begins_before_the_common_start_cuts_nothing_before_it(tmp_path):
+    # The command topic starts early, pauses 0.2 s, then streams (a latched first message):
+    # the common span starts at the state's first sample, inside the command's gap.
+    bag = write_bag(tmp_path / 'bag', t=stamps()[stamps() >= 0.1],
+                    command=(JOINT_STATE, JOINTS), command_skip=(0.01, 0.2))
+    report, manifest, _ = build(tmp_path, [bag], config(action={'source': 'command',
+                                                                'topic': '/command'}))
+    (episode,) = manifest['episodes']
+    assert manifest['skipped'] == [] and episode['segment'] == 0
+    assert episode['duration_s'] == pytest.approx(2.0 - 0.2, abs=0.05)
+
+
 # -- bad bags -------------------------------------------------------------------------------
 def _bad_bags(tmp_path):
     bags = {}
