@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import nn
 
 
@@ -24,3 +25,14 @@ def seed_mlp(obs_size: int, output_size: int, hidden: Sequence[int] = (256, 256)
         width = size
     layers.append(nn.Linear(width, output_size))
     return nn.Sequential(*layers)
+
+
+class SelectColumns(nn.Module):
+    """Passes on only the given input columns (``[B, N] -> [B, len(columns)]``)."""
+
+    def __init__(self, columns: Sequence[int]) -> None:
+        super().__init__()
+        self.register_buffer('columns', torch.tensor(list(columns), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.columns)

@@ -28,9 +28,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from il_policy_node.core.dataset import PipelineError
-from il_policy_node.core.models import seed_mlp
+from il_policy_node.core.models import SelectColumns, seed_mlp
 from il_policy_node.core.observation import ObservationSpec
-from il_policy_node.core.training_data import DatasetInfo, WindowedData, load_windows
+from il_policy_node.core.training_data import (
+    DatasetInfo,
+    WindowedData,
+    load_windows,
+    state_position_columns,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class TrainConfig:
     obs_noise_std: float = 0.0
     relative_actions: bool = False
     relative_inputs: bool = False
+    absolute_positions: bool = True
     lr_schedule: str = 'none'
     lr_step_epochs: int = 30
     lr_gamma: float = 0.1
@@ -104,9 +110,12 @@ class TrainConfig:
                               f'got {self.lr_schedule!r}')
         if self.device not in DEVICES:
             raise ConfigError(f'device must be one of {list(DEVICES)}, got {self.device!r}')
-        for key in ('relative_actions', 'relative_inputs'):
+        for key in ('relative_actions', 'relative_inputs', 'absolute_positions'):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f'{key} must be true or false, got {getattr(self, key)!r}')
+        if not self.absolute_positions and not self.relative_actions:
+            raise ConfigError('absolute_positions: false needs relative_actions: true (the '
+                              'targets are then built on the observed positions)')
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> 'TrainConfig':
@@ -218,9 +227,37 @@ class RunInfo:
         return self.dataset.action_std
 
 
-def build_model(config: TrainConfig, obs_size: int, chunk_size: int) -> nn.Module:
-    """The policy network of a run: seed_mlp on normalized data, ``[B, k*F] -> [B, H*A]``."""
-    return seed_mlp(obs_size, chunk_size, config.hidden, dropout=config.dropout)
+def model_input_columns(config: TrainConfig, info: DatasetInfo) -> np.ndarray | None:
+    """The observation columns the network sees; None = all.
+
+    Without absolute positions: all but the observed positions of every history frame (they
+    still enter through relative actions and relative inputs).
+    """
+    if config.absolute_positions:
+        return None
+    frame = info.frame_size
+    positions = {k * frame + int(c) for k in range(config.history)
+                 for c in state_position_columns(info)}
+    columns = np.array([c for c in range(config.history * frame) if c not in positions])
+    if columns.size == 0:
+        raise ConfigError(f'absolute_positions: false leaves the model no input: '
+                          f'{info.path} observes only positions (observe velocity or a '
+                          f'further input such as a goal)')
+    return columns
+
+
+def build_model(config: TrainConfig, info: DatasetInfo) -> nn.Module:
+    """The policy network of a run: seed_mlp on normalized data, ``[B, k*F] -> [B, H*A]``.
+
+    SelectColumns first when it sees only some columns (model_input_columns).
+    """
+    chunk = config.horizon * info.action_size
+    columns = model_input_columns(config, info)
+    if columns is None:
+        return seed_mlp(config.history * info.frame_size, chunk, config.hidden,
+                        dropout=config.dropout)
+    return nn.Sequential(SelectColumns(columns.tolist()),
+                         seed_mlp(len(columns), chunk, config.hidden, dropout=config.dropout))
 
 
 def checkpoint_file(name: str) -> str:
@@ -249,8 +286,7 @@ def load_run(run_dir: str | Path, *, checkpoint: str = BEST,
     config = TrainConfig.from_mapping(run_config['train'])
     state = torch.load(path, map_location=map_location, weights_only=False)
     info = DatasetInfo.from_dict(state['dataset_info'])
-    model = build_model(config, config.history * info.frame_size,
-                        config.horizon * info.action_size)
+    model = build_model(config, info)
     model.load_state_dict(state['model'])
     model.eval()
     return model, RunInfo(run_dir=run_dir, checkpoint=path, config=config, dataset=info,
@@ -419,13 +455,15 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
         _log.warning('%s has no validation rows: best.pt and early stopping use the train loss',
                      dataset_dir)
 
+    inputs = model_input_columns(config, info)
     ckpt_dir = run_dir / 'checkpoints'
     run_config = {
         'train': config.to_dict(), 'dataset': str(dataset_dir.resolve()),
         'dataset_fingerprint': info.fingerprint,
         'model': {'kind': 'mlp', 'hidden': list(config.hidden), 'dropout': config.dropout,
                   'history': config.history, 'horizon': config.horizon,
-                  'obs_size': data.obs_size, 'action_size': data.chunk_size},
+                  'obs_size': data.obs_size, 'action_size': data.chunk_size,
+                  'input_columns': None if inputs is None else inputs.tolist()},
         'seed': config.seed}
     state = None
     if resume:
@@ -443,7 +481,7 @@ def _train(dataset_dir: Path, config: TrainConfig, run_dir: Path, resume: bool,
         os.replace(tmp, run_dir / CONFIG_FILE)
 
     torch.manual_seed(config.seed)
-    model = build_model(config, data.obs_size, data.chunk_size).to(ctx.device)
+    model = build_model(config, info).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     scheduler = _scheduler(config, optimizer)

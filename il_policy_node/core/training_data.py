@@ -239,6 +239,17 @@ def _reference_columns(info: DatasetInfo, dataset_dir: str | Path) -> np.ndarray
     return np.array([start + spec.joints.index(j) for j in info.action_joints], np.int64)
 
 
+def state_position_columns(info: DatasetInfo) -> np.ndarray:
+    """Frame columns of the observed positions of the state topic (every observed joint)."""
+    spec = info.observation_spec()
+    columns, offset = [], 0
+    for topic, field, joints in spec.parts:
+        if topic is None and field.value == 'position':
+            columns += range(offset, offset + len(joints))
+        offset += len(joints)
+    return np.array(columns, np.int64)
+
+
 def input_difference_columns(info: DatasetInfo, dataset_dir: str | Path
                              ) -> tuple[tuple[int, int], ...]:
     """(column, observed position column) of every further input position of an observed joint.
@@ -283,4 +294,5 @@ def _difference_stats(actions: np.ndarray, reference: np.ndarray, chunk: np.ndar
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-__all__ = ['DatasetError', 'DatasetInfo', 'WindowedData', 'load_windows', 'window_indices']
+__all__ = ['DatasetError', 'DatasetInfo', 'WindowedData', 'load_windows',
+           'state_position_columns', 'window_indices']

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -53,14 +54,20 @@ class TaskRecipe:
 
     drive_noise_rad: float          # DART perturbation of the robot while demonstrating
     reaches_per_episode: int = 1    # reach: goals per demonstration episode
-    relative_inputs: bool = False   # the goal as goal - position
+    observed_fields: tuple[str, ...] = ('position', 'velocity')    # of /joint_states
+    train: Mapping[str, Any] = field(default_factory=dict)         # train.yaml keys
 
 
 # Demonstrations are commanded at the policy's control rate: the timing of a command and its
-# effect is then the same in training and in use.
+# effect is then the same in training and in use. Reach: the network sees only goal - position
+# (no velocity: a policy that sees it learns to keep going the way it moves, and an early
+# wrong move then runs away; no absolute positions: the same reach from any start), with
+# input noise against over-fitting the few demonstrated reaches.
 RECIPES = {'wave': TaskRecipe(drive_noise_rad=0.05),
            'reach': TaskRecipe(drive_noise_rad=0.1, reaches_per_episode=4,
-                               relative_inputs=True)}
+                               observed_fields=('position',),
+                               train={'relative_inputs': True, 'absolute_positions': False,
+                                      'obs_noise_std': 0.2})}
 
 
 def demonstrator_config(settings: Settings, task: str, *, training: bool) -> DemonstratorConfig:
@@ -139,11 +146,12 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
                                      demonstrator_config(settings, task, training=True))
         dataset_config = {
             'timestamps': 'receive',
-            'observation': {'topic': '/joint_states', 'fields': ['position', 'velocity'],
+            'observation': {'topic': '/joint_states',
+                            'fields': list(RECIPES[task].observed_fields),
                             'extra': [{'topic': GOAL_TOPIC}] if task == 'reach' else []},
             'action': {'source': 'command', 'topic': DEMO_TOPIC}}
         policy, open_loop = run_pipeline(task, bags, folder, settings, dataset_config,
-                                         RECIPES[task].relative_inputs)
+                                         RECIPES[task].train)
         held_out_seed = settings.seed + HELD_OUT_SEED_OFFSET
         config = demonstrator_config(settings, task, training=False)
         held_out = [make_episode(task, held_out_seed, i, config)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import yaml
@@ -176,17 +176,18 @@ def il_policy(task: str, stage: str, args: list[str]) -> None:
 
 
 def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings,
-                 dataset_config: dict[str, Any], relative_inputs: bool = False
+                 dataset_config: Mapping[str, Any], train_config: Mapping[str, Any] | None = None
                  ) -> tuple[Path, float]:
     """il-policy dataset build, train, export and eval; (policy.pt, open-loop RMSE).
 
-    ``dataset_config``: the task's observation, action and timestamps (dataset.yaml keys).
+    ``dataset_config``: the task's observation, action and timestamps (dataset.yaml keys);
+    ``train_config``: the task's train.yaml keys over the demo's.
     """
     dataset_config = {'control_rate_hz': CONTROL_RATE_HZ,
                       'split': {'seed': settings.seed, 'val_fraction': 0.1}, **dataset_config}
     train_config = {'epochs': settings.epochs, 'patience': 0, 'lr_schedule': 'cosine',
                     'seed': settings.seed, 'device': 'cpu', 'horizon': HORIZON,
-                    'relative_actions': True, 'relative_inputs': relative_inputs}
+                    'relative_actions': True, **(train_config or {})}
     (folder / 'dataset.yaml').write_text(yaml.safe_dump(dataset_config))
     (folder / 'train.yaml').write_text(yaml.safe_dump(train_config))
     dataset, run, policy = folder / 'dataset', folder / 'run', folder / 'policy.pt'

@@ -168,7 +168,7 @@ def test_run_directory_contents_and_load_run(dataset, tmp_path):
     assert run_config['seed'] == 3
     assert run_config['model'] == {'kind': 'mlp', 'hidden': [64, 64], 'dropout': 0.0,
                                    'history': 2, 'horizon': 3, 'obs_size': 8,
-                                   'action_size': 6}
+                                   'action_size': 6, 'input_columns': None}
     with open(run_dir / 'metrics.csv', newline='') as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == ['epoch', 'train_loss', 'val_loss', 'lr', 'seconds']
@@ -397,6 +397,45 @@ def test_exported_run_with_relative_inputs_subtracts_the_positions_itself(tmp_pa
         got = policy.module(obs)
     torch.testing.assert_close(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
     assert policy.metadata.extra['relative_inputs'] is True
+
+
+def test_without_absolute_positions_the_policy_acts_the_same_wherever_the_arm_is(tmp_path):
+    from il_policy_node.core.artifact import load_policy
+    from il_policy_node.core.evaluate import export_run
+
+    path, _ = _goal_dataset(tmp_path / 'ds')
+    run_dir = tmp_path / 'run'
+    config = TrainConfig(**{**FAST, 'epochs': 2, 'relative_actions': True,
+                            'relative_inputs': True, 'absolute_positions': False})
+    train(path, config=config, run_dir=run_dir, progress=False)
+    run_config = json.loads((run_dir / 'config.json').read_text())
+    # frames of 5 columns (position a, b, velocity a, b, goal b): positions 0, 1, 5, 6 unseen
+    assert run_config['model']['input_columns'] == [2, 3, 4, 7, 8, 9]
+    policy = load_policy(export_run(run_dir, tmp_path / 'policy.pt', checkpoint='last'))
+    raw, _ = load_windows(path, history=2, horizon=3, normalize=False)
+    obs, _ = raw.batch(raw.splits['val'])
+    shift = torch.tensor([0.7, -1.3])
+    moved = obs.clone()
+    moved[:, [0, 5]] += shift[0]            # position a, both frames
+    moved[:, [1, 6, 4, 9]] += shift[1]      # position b and the goal of b, both frames
+    with torch.no_grad():
+        here, there = policy.module(obs), policy.module(moved)
+    torch.testing.assert_close(there, here + shift, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():                   # and it does depend on the goal
+        moved[:, [4, 9]] += 1.0
+        assert not torch.allclose(policy.module(moved), there, atol=1e-3)
+
+
+def test_absolute_positions_false_needs_relative_actions_and_another_input(tmp_path):
+    with pytest.raises(ConfigError, match='absolute_positions: false needs relative_actions'):
+        TrainConfig(absolute_positions=False)
+    with pytest.raises(ConfigError, match='absolute_positions must be true or false'):
+        TrainConfig(absolute_positions='no')
+    positions_only = write_dataset(tmp_path / 'ds', fields=('position',))
+    with pytest.raises(ConfigError, match='leaves the model no input.*observes only positions'):
+        train(positions_only, run_dir=tmp_path / 'run', progress=False, config=TrainConfig(
+            **{**FAST, 'relative_actions': True, 'absolute_positions': False}))
+    assert not (tmp_path / 'run').exists()
 
 
 def test_export_takes_the_best_or_the_last_checkpoint(dataset, tmp_path):

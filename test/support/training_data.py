@@ -9,11 +9,13 @@ JOINTS = ('a', 'b')
 
 
 def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actions=None,
-                  episode=None, joints=JOINTS, extra=()) -> Path:
+                  episode=None, joints=JOINTS, extra=(),
+                  fields=('position', 'velocity')) -> Path:
     """Write a contract dataset (train-split stats); default: two joints on sinusoids.
 
     Without ``obs``/``actions``: per episode, joint a = sin, joint b = 0.5 cos at its own
-    frequency and phase; observations = positions then velocities; action = next position.
+    frequency and phase; observations = positions then velocities (the observed ``fields``);
+    action = next position.
     ``extra``: the manifest's further observed topics (their columns must be in ``obs``).
     """
     path.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,8 @@ def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actio
             pos.append(q[:-1])
             vel.append(dq[:-1])
             act.append(q[1:])
-        obs = np.concatenate([np.concatenate(pos), np.concatenate(vel)], axis=1)
+        blocks = {'position': np.concatenate(pos), 'velocity': np.concatenate(vel)}
+        obs = np.concatenate([blocks[f] for f in fields], axis=1)
         actions = np.concatenate(act)
     obs, actions = np.asarray(obs, np.float32), np.asarray(actions, np.float32)
     if episode is None:
@@ -44,7 +47,7 @@ def write_dataset(path: Path, *, lengths=(80,) * 10, val=(2, 7), obs=None, actio
     manifest = {
         'format_version': 1, 'created': '2026-01-01T00:00:00Z', 'control_rate_hz': RATE,
         'config': {}, 'observation': {'topic': '/joint_states', 'joints': list(joints),
-                                      'fields': ['position', 'velocity'],
+                                      'fields': list(fields),
                                       'extra': list(extra)},
         'action': {'joints': list(joints), 'source': 'future_state', 'topic': None,
                    'future_steps': 1},
