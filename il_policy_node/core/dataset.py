@@ -422,16 +422,19 @@ def _load(path: Path, config: DatasetConfig, result: EpisodeResult) -> None:
         result.notes.append(f'dropped: {len(gaps)} gap(s) longer than {config.max_gap_s} s '
                             f'(first {first[1] - first[0]:.3f} s at t={first[0]:.3f} s)')
         return
-    # pieces between gaps (split policy); each is one segment on its own grid
+    # pieces between gaps (split policy): the common span [start, end] minus the gaps (sorted,
+    # disjoint; a gap may begin before the start or end after the end); each piece is one
+    # segment on its own grid
     cuts = _union(gaps)
     pieces, lo = [], start
     for g0, g1 in cuts:
-        if g1 <= lo or g0 >= end:
-            continue
-        if g0 > lo:                 # a gap that began before the common start cuts nothing
-            pieces.append((lo, g0))
-        lo = g1
-    pieces.append((lo, end))
+        if g0 > lo:
+            pieces.append((lo, min(g0, end)))
+        lo = max(lo, g1)
+        if lo >= end:
+            break
+    if lo < end:
+        pieces.append((lo, end))
     if cuts:
         result.notes.append(f'split at {len(cuts)} gap(s) longer than {config.max_gap_s} s: '
                             + ', '.join(f'{g1 - g0:.3f} s at t={g0:.3f} s' for g0, g1 in cuts))

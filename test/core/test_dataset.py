@@ -321,6 +321,20 @@ def test_a_gap_that_begins_before_the_common_start_cuts_nothing_before_it(tmp_pa
     assert episode['duration_s'] == pytest.approx(2.0 - 0.2, abs=0.05)
 
 
+def test_a_gap_that_runs_past_the_common_end_leaves_no_piece_after_it(tmp_path):
+    # The state stops at 1.9 s while the command is stalled (1.8-1.95 s): nothing after the
+    # gap is common to both topics, so the episode is the one piece before it.
+    bag = write_bag(tmp_path / 'bag', t=stamps()[stamps() <= 1.9],
+                    command=(JOINT_STATE, JOINTS), command_skip=(1.8, 1.95))
+    cfg = config(action={'source': 'command', 'topic': '/command'})
+    result = dataset_module.load_episode(str(bag), cfg)
+    assert result.error is None and len(result.segments) == 1
+    assert not [n for n in result.notes if 'left out' in n], result.notes
+    report, manifest, _ = build(tmp_path, [bag], cfg)
+    (episode,) = manifest['episodes']
+    assert episode['duration_s'] == pytest.approx(1.8, abs=0.05)
+
+
 # -- bad bags -------------------------------------------------------------------------------
 def _bad_bags(tmp_path):
     bags = {}
