@@ -236,8 +236,8 @@ def model_input_columns(config: TrainConfig, info: DatasetInfo) -> np.ndarray | 
     if config.absolute_positions:
         return None
     frame = info.frame_size
-    positions = {k * frame + int(c) for k in range(config.history)
-                 for c in state_position_columns(info)}
+    positions = {k * frame + c for k in range(config.history)
+                 for c in state_position_columns(info).values()}
     columns = np.array([c for c in range(config.history * frame) if c not in positions])
     if columns.size == 0:
         raise ConfigError(f'absolute_positions: false leaves the model no input: '

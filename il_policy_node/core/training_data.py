@@ -225,29 +225,27 @@ def load_windows(dataset_dir: str | Path, *, history: int, horizon: int,
     return data, info
 
 
+def state_position_columns(info: DatasetInfo) -> dict[str, int]:
+    """The frame column of each observed joint's position on the state topic ({} without)."""
+    columns, offset = {}, 0
+    for topic, field, joints in info.observation_spec().parts:
+        if topic is None and field.value == 'position':
+            columns.update((joint, offset + i) for i, joint in enumerate(joints))
+        offset += len(joints)
+    return columns
+
+
 def _reference_columns(info: DatasetInfo, dataset_dir: str | Path) -> np.ndarray:
     """Frame columns of the observed positions of the action joints (relative actions)."""
-    spec = info.observation_spec()
-    if 'position' not in [f.value for f in spec.fields]:
+    positions = state_position_columns(info)
+    if not positions:
         raise DatasetError(f'{dataset_dir}: relative actions need the observed positions, '
-                           f'the dataset observes {[f.value for f in spec.fields]}')
-    missing = [j for j in info.action_joints if j not in spec.joints]
+                           f'the dataset observes {list(info.obs_fields)}')
+    missing = [j for j in info.action_joints if j not in positions]
     if missing:
         raise DatasetError(f'{dataset_dir}: relative actions need observed positions of the '
                            f'action joints; {missing} are not observed')
-    start = [f.value for f in spec.fields].index('position') * len(spec.joints)
-    return np.array([start + spec.joints.index(j) for j in info.action_joints], np.int64)
-
-
-def state_position_columns(info: DatasetInfo) -> np.ndarray:
-    """Frame columns of the observed positions of the state topic (every observed joint)."""
-    spec = info.observation_spec()
-    columns, offset = [], 0
-    for topic, field, joints in spec.parts:
-        if topic is None and field.value == 'position':
-            columns += range(offset, offset + len(joints))
-        offset += len(joints)
-    return np.array(columns, np.int64)
+    return np.array([positions[j] for j in info.action_joints], np.int64)
 
 
 def input_difference_columns(info: DatasetInfo, dataset_dir: str | Path
@@ -257,17 +255,13 @@ def input_difference_columns(info: DatasetInfo, dataset_dir: str | Path
     DatasetError when there is none (relative inputs need e.g. a goal of the observed joints).
     """
     spec = info.observation_spec()
-    positions: dict[str, int] = {}
+    positions = state_position_columns(info)
     pairs = []
     offset = 0
     for topic, field, joints in spec.parts:
-        for i, joint in enumerate(joints):
-            if field.value != 'position':
-                continue
-            if topic is None:
-                positions[joint] = offset + i
-            elif joint in positions:
-                pairs.append((offset + i, positions[joint]))
+        if topic is not None and field.value == 'position':
+            pairs += [(offset + i, positions[joint]) for i, joint in enumerate(joints)
+                      if joint in positions]
         offset += len(joints)
     if not pairs:
         raise DatasetError(f'{dataset_dir}: relative inputs need a further observed topic with '
