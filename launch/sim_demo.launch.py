@@ -47,8 +47,7 @@ def launch_setup(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
-    from il_policy_node.demo.arm import RECIPES
-    from il_policy_node.demo.common import CONTROL_RATE_HZ
+    from il_policy_node.sim.demonstrator import TEACHING, TEACHING_RATE_HZ, Task
     from il_policy_node.sim.models import urdf_path
     urdf = str(urdf_path(arg('model')))
     with open(urdf, encoding='utf-8') as stream:
@@ -82,9 +81,10 @@ def launch_setup(context: LaunchContext) -> list:
                          {'task': arg('task'), 'episodes': int(arg('episodes')),
                           'seed': int(arg('seed')),
                           # as the main job demonstrates (README: how the main job teaches)
-                          'command_rate_hz': CONTROL_RATE_HZ,
-                          'drive_noise_rad': RECIPES[arg('task')].drive_noise_rad,
-                          'reaches_per_episode': RECIPES[arg('task')].reaches_per_episode}]),
+                          'command_rate_hz': TEACHING_RATE_HZ,
+                          'drive_noise_rad': TEACHING[Task(arg('task'))].drive_noise_rad,
+                          'reaches_per_episode':
+                              TEACHING[Task(arg('task'))].reaches_per_episode}]),
     ]
     if arg('rviz') == 'true':
         actions.append(Node(package='rviz2', executable='rviz2', output='screen',

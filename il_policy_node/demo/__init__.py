@@ -5,7 +5,7 @@ Each task runs on its own local ROS graph with its own sim_robot, the tasks side
   mocap         the humanoid upper body taught by motion capture (BVH clips, demo/mocap.py)
 Every task records or imports demonstrations, runs il-policy dataset build -> train -> export
 -> eval, lets the demonstration (reference) and policy_node (policy) act from held-out starts,
-records both and scores them with core/closed_loop.py -> table, PNG plots, summary.json.
+records both and scores them with demo/scoring.py -> table, PNG plots, summary.json.
 
     python -m il_policy_node.demo [--out DIR] [--tasks wave,reach] [--episodes N] [--rollouts M]
 
@@ -31,6 +31,7 @@ from il_policy_node.demo.common import (
     TaskResult,
     load_run,
 )
+from il_policy_node.errors import IlPolicyError
 
 TASKS = ('wave', 'reach')           # the main job
 ALL_TASKS = TASKS + ('mocap',)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         results = run_demo(settings)
-    except (StageError, RuntimeError, TimeoutError) as exc:
+    except (IlPolicyError, RuntimeError, TimeoutError) as exc:
         print(f'[demo] FAILED: {exc}', file=sys.stderr)
         return 1
     summary = {r.task: r.summary() for r in results}

@@ -5,7 +5,7 @@
 3. reference: the demonstrator performs M held-out episodes (another seed: start poses and
    goals not seen in training), recorded;
 4. rollouts: policy_node drives the robot from the same M starts (and goals), recorded;
-5. scores: core/closed_loop.py on the recorded runs.
+5. scores: demo/scoring.py on the recorded runs.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from il_policy_node.core.closed_loop import Score, WaveReference, score_reach, score_wave
 from il_policy_node.demo.common import (
     COMMAND_TOPIC,
     CONTROL_RATE_HZ,
@@ -33,9 +32,12 @@ from il_policy_node.demo.common import (
     run_pipeline,
     run_policy,
 )
+from il_policy_node.demo.scoring import Score, WaveReference, score_reach, score_wave
 from il_policy_node.sim.demonstrator import (
+    TEACHING,
     DemonstratorConfig,
     Episode,
+    Task,
     make_episode,
     reference_cycle,
 )
@@ -50,22 +52,21 @@ GOAL_TOPIC = '/demo/goal'
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """How the demo demonstrates and trains one task (README, closed loop, says why)."""
+    """How the demo trains one task (README, closed loop, says why).
 
-    drive_noise_rad: float          # DART perturbation of the robot while demonstrating
-    reaches_per_episode: int = 1    # reach: goals per demonstration episode
+    How it is demonstrated is sim/demonstrator.py's TEACHING.
+    """
+
     observed_fields: tuple[str, ...] = ('position', 'velocity')    # of /joint_states
     train: Mapping[str, Any] = field(default_factory=dict)         # train.yaml keys
 
 
-# Demonstrations are commanded at the policy's control rate: the timing of a command and its
-# effect is then the same in training and in use. Reach: the network sees only goal - position
-# (no velocity: a policy that sees it learns to keep going the way it moves, and an early
-# wrong move then runs away; no absolute positions: the same reach from any start), with
-# input noise against over-fitting the few demonstrated reaches.
-RECIPES = {'wave': TaskRecipe(drive_noise_rad=0.05),
-           'reach': TaskRecipe(drive_noise_rad=0.1, reaches_per_episode=4,
-                               observed_fields=('position',),
+# Reach: the network sees only goal - position (no velocity: a policy that sees it learns to
+# keep going the way it moves, and an early wrong move then runs away; no absolute positions:
+# the same reach from any start), with input noise against over-fitting the few demonstrated
+# reaches.
+RECIPES = {'wave': TaskRecipe(),
+           'reach': TaskRecipe(observed_fields=('position',),
                                train={'relative_inputs': True, 'absolute_positions': False,
                                       'obs_noise_std': 0.2})}
 
@@ -76,12 +77,12 @@ def demonstrator_config(settings: Settings, task: str, *, training: bool) -> Dem
     The perturbation is drawn last, and the reaches after the first after it, so the first
     reach of an episode depends on neither.
     """
-    recipe = RECIPES[task]
-    noise = recipe.drive_noise_rad if settings.drive_noise_rad is None \
+    teaching = TEACHING[Task(task)]
+    noise = teaching.drive_noise_rad if settings.drive_noise_rad is None \
         else settings.drive_noise_rad
     return DemonstratorConfig(
         wave_cycles=settings.wave_cycles, drive_noise_rad=noise if training else 0.0,
-        reaches_per_episode=recipe.reaches_per_episode if training else 1)
+        reaches_per_episode=teaching.reaches_per_episode if training else 1)
 
 
 def record_demonstrations(graph: SimGraph, task: str, session: str, seed: int, episodes: int,

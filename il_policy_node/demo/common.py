@@ -19,12 +19,15 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from il_policy_node.core.bags import JOINT_STATE, JOINT_TRAJECTORY, find_bags, read_topics
-from il_policy_node.core.closed_loop import Score, summarize
+from il_policy_node.demo.scoring import Score, summarize
+from il_policy_node.errors import IlPolicyError
+from il_policy_node.pipeline.bag_decoding import JOINT_STATE, JOINT_TRAJECTORY
+from il_policy_node.pipeline.bags import find_bags, read_topics
+from il_policy_node.sim.demonstrator import TEACHING_RATE_HZ
 
 _log = logging.getLogger('il_policy_node.demo')
 
-CONTROL_RATE_HZ = 50.0
+CONTROL_RATE_HZ = TEACHING_RATE_HZ
 SIM_RATE_HZ = 500.0
 COMMAND_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 HELD_OUT_SEED_OFFSET = 1000      # held-out episodes: seed + this (never used for training)
@@ -42,7 +45,7 @@ HORIZON = 25
 EVALUATION = threading.Lock()
 
 
-class StageError(RuntimeError):
+class StageError(IlPolicyError):
     """A stage of the demo failed; the message names the stage and the reason."""
 
 

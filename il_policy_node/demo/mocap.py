@@ -19,13 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from il_policy_node.core.closed_loop import (
-    Score,
-    WaveReference,
-    estimate_period,
-    fold_cycle,
-    score_wave,
-)
 from il_policy_node.demo.common import (
     COMMAND_TOPIC,
     CONTROL_RATE_HZ,
@@ -43,8 +36,20 @@ from il_policy_node.demo.common import (
     run_pipeline,
     run_policy,
 )
+from il_policy_node.demo.scoring import (
+    Score,
+    WaveReference,
+    estimate_period,
+    fold_cycle,
+    score_wave,
+)
 from il_policy_node.mocap.bvh import load_bvh, write_bvh
-from il_policy_node.mocap.retarget import RetargetedMotion, load_retarget_map, retarget
+from il_policy_node.mocap.retarget import (
+    RetargetedMotion,
+    load_retarget_map,
+    package_map,
+    retarget,
+)
 from il_policy_node.mocap.synthetic import wave_clip
 from il_policy_node.sim.models import model_info
 
@@ -100,13 +105,12 @@ def score_runs(folder: Path, references: list[WaveReference], command_topic: str
 
 def run_mocap_task(settings: Settings) -> TaskResult:
     """Every stage of the mocap task on its own local graph (out/mocap)."""
-    from il_policy_node.nodes.mocap_bridge_node import default_retarget_map
     info = model_info(MODEL)
     joints = info.joint_names
     lower, upper = np.asarray(info.lower_limits), np.asarray(info.upper_limits)
     folder = settings.out / TASK
     folder.mkdir(parents=True, exist_ok=True)
-    retarget_map = default_retarget_map(MODEL)
+    retarget_map = package_map(MODEL)
     clips = write_clips(folder / 'clips', settings.seed, settings.episodes)
     il_policy(TASK, 'mocap import', ['-q', 'mocap', 'import', *map(str, clips), '--retarget',
                                      str(retarget_map), '--model', MODEL, '-o', str(folder),

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from il_policy_node.errors import MocapError
+
 POSITION_CHANNELS = ('Xposition', 'Yposition', 'Zposition')
 ROTATION_CHANNELS = ('Xrotation', 'Yrotation', 'Zrotation')
 CHANNELS = POSITION_CHANNELS + ROTATION_CHANNELS
@@ -32,7 +34,7 @@ _KEYWORDS = {'HIERARCHY', 'ROOT', 'JOINT', 'End', 'Site', 'OFFSET', 'CHANNELS', 
              '{', '}'}
 
 
-class BvhError(ValueError):
+class BvhError(MocapError):
     """A malformed BVH file or a bad request on a clip; the message names file and line."""
 
 

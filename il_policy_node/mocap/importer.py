@@ -2,7 +2,7 @@
 
 Each clip is read (:func:`~il_policy_node.mocap.bvh.load_bvh`), retargeted onto the robot's
 joints with a map (:func:`~il_policy_node.mocap.retarget.retarget`) and written as one episode
-of a session, exactly as the demo recorder writes them (``core.recording``: folders
+of a session, exactly as the demo recorder writes them (``recording/``: folders
 ``episode_0001`` ..., ``episodes.jsonl``, a ``RECORDING`` marker until the bag is closed with
 its metadata), so the dataset builder takes these bags like recorded ones:
 
@@ -16,11 +16,11 @@ its metadata), so the dataset builder takes these bags like recorded ones:
   ``start`` is the BVH file's modification time unless given: the same file imports to the same
   stamps, and clips keep the order they were captured in. (Never zero: the dataset builder
   refuses zero header stamps.)
-- ``custom_data``: the recorder's keys (task, operator, success, episode_index, start/stop
-  wall time, stop_reason ``end_of_clip``, lost_counts, recorder, message_counts) and the
-  ``mocap_*`` keys of :data:`METADATA_KEYS`: source file and its sha256, retarget map and its
-  fingerprint, clip name, frame rate, frame count and duration, target rate, robot, joints,
-  topics, clamped joints.
+- ``custom_data`` (recording/metadata.py ``EpisodeMetadata``): the recorder's keys (task,
+  operator, success, episode_index, start/stop wall time, stop_reason ``end_of_clip``,
+  lost_counts, recorder, message_counts) and the ``mocap_*`` keys of ``MocapClip``: source
+  file and its sha256, retarget map and its fingerprint, clip name, frame rate, frame count and
+  duration, target rate, robot, joints, topics, clamped joints.
 
 A clip that cannot be read or retargeted is reported (the message names the file, and the line
 or the joint) and the others are still imported; a bag is either closed with its metadata or
@@ -29,110 +29,39 @@ deleted, never left looking complete. ROS-free: messages are serialized with ros
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
-import math
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from rosbags.typesys import Stores, get_typestore
 
-from il_policy_node.core.bags import JOINT_STATE, typestore
-from il_policy_node.core.recording import (
-    COMPRESSIONS,
-    STORAGES,
-    EpisodeWriter,
-    MessageDefinitions,
-    RecordingError,
-    Session,
-    TopicInfo,
-    check_output_dir,
-    is_partial_episode,
-)
+from il_policy_node.errors import ConfigError, IlPolicyError, MocapError, RecordingError
 from il_policy_node.mocap.bvh import BvhClip, load_bvh
 from il_policy_node.mocap.retarget import (
     RetargetedMotion,
     RetargetMap,
+    check_robot,
     load_retarget_map,
     retarget,
 )
+from il_policy_node.mocap.topics import COMMAND_TOPIC, END_EFFECTOR_NAMESPACE, IMPORT_SESSION
+from il_policy_node.recording.definitions import MessageDefinitions
+from il_policy_node.recording.metadata import EpisodeMetadata, MocapClip, is_closed_episode
+from il_policy_node.recording.session import Session, check_output_dir
+from il_policy_node.recording.writer import COMPRESSIONS, STORAGES, EpisodeWriter, TopicInfo
+from il_policy_node.runtime.robot import RobotJoints
 
 LOG = logging.getLogger(__name__)
 
+JOINT_STATE = 'sensor_msgs/msg/JointState'
 POINT_STAMPED = 'geometry_msgs/msg/PointStamped'
-DEFAULT_COMMAND_TOPIC = '/mocap/joint_command'
-DEFAULT_END_EFFECTOR_NAMESPACE = '/mocap/end_effectors'
-DEFAULT_SESSION = 'mocap'
 STOP_REASON = 'end_of_clip'
-METADATA_KEYS = (
-    'mocap_source_file', 'mocap_source_sha256', 'mocap_clip', 'mocap_clip_frame_rate_hz',
-    'mocap_clip_frames', 'mocap_clip_duration_s', 'mocap_retarget_map',
-    'mocap_retarget_map_sha256', 'mocap_rate_hz', 'mocap_samples', 'mocap_start_time_ns',
-    'mocap_robot', 'mocap_joints', 'mocap_command_topic', 'mocap_end_effectors',
-    'mocap_clamped')
 _TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-
-
-class MocapImportError(ValueError):
-    """A bad option, robot or clip for the import; the message names it."""
-
-
-# -- the robot ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RobotJoints:
-    """The commanded joints in message order and their limits (rad; +-inf: none)."""
-
-    source: str                               # 'model humanoid_upper', 'urdf FILE' or 'map'
-    joint_names: tuple[str, ...]
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-
-
-def robot_from_map(mapping: RetargetMap) -> RobotJoints:
-    """The map's joints in the map's order; limits only from its ``limits:``."""
-    names = tuple(mapping.joints)
-    return RobotJoints('map', names, (-math.inf,) * len(names), (math.inf,) * len(names))
-
-
-def robot_from_model(name: str) -> RobotJoints:
-    """A sim model's actuated joints (actuator order) and limits (needs mujoco)."""
-    from il_policy_node.sim.models import model_info
-    info = model_info(name)
-    return RobotJoints(f'model {name}', tuple(info.joint_names), tuple(info.lower_limits),
-                       tuple(info.upper_limits))
-
-
-def robot_from_urdf(path: str | Path, mapping: RetargetMap) -> RobotJoints:
-    """The map's joints (map order), each a movable joint of the URDF, with its limits."""
-    from il_policy_node.core.urdf import urdf_joint_limits
-    path = Path(path)
-    try:
-        limits = urdf_joint_limits(path.read_text(encoding='utf-8'))
-    except ValueError as exc:
-        raise MocapImportError(f'{path}: {exc}') from None
-    missing = [name for name in mapping.joints if name not in limits]
-    if missing:
-        raise MocapImportError(f'{mapping.source}: joints {missing} are not movable joints of '
-                               f'{path}; its movable joints: {sorted(limits)}')
-    names = tuple(mapping.joints)
-    return RobotJoints(f'urdf {path.resolve()}', names, tuple(limits[n].lower for n in names),
-                       tuple(limits[n].upper for n in names))
-
-
-def check_map_fits_robot(mapping: RetargetMap, robot: RobotJoints) -> None:
-    """MocapImportError naming the robot joints the map lacks and the map entries it has over."""
-    missing = [n for n in robot.joint_names if n not in mapping.joints]
-    extra = [n for n in mapping.joints if n not in robot.joint_names]
-    if missing or extra:
-        raise MocapImportError(
-            f'{mapping.source} does not fit the robot ({robot.source}): '
-            + (f'no entry for robot joints {missing}; ' if missing else '')
-            + (f'entries for joints the robot does not have {extra}; ' if extra else '')
-            + f'robot joints: {list(robot.joint_names)}')
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -142,13 +71,12 @@ class ImportConfig:
 
     map_path: Path
     output_dir: Path
-    session: str = DEFAULT_SESSION
+    session: str = IMPORT_SESSION
     task: str = ''
     operator: str = ''
-    model: str | None = None                  # sim model: joints and limits
-    urdf: Path | None = None                  # or a URDF: limits of the map's joints
-    command_topic: str = DEFAULT_COMMAND_TOPIC
-    end_effector_namespace: str = DEFAULT_END_EFFECTOR_NAMESPACE
+    robot: RobotJoints | None = None          # None: the map's joints, no limits
+    command_topic: str = COMMAND_TOPIC
+    end_effector_namespace: str = END_EFFECTOR_NAMESPACE
     start_time_s: float | None = None         # None: each file's modification time
     storage: str = 'mcap'
     compression: str = 'none'
@@ -160,25 +88,23 @@ class ImportConfig:
         return self.output_dir / self.session
 
     def checked(self) -> 'ImportConfig':
-        """This config, or MocapImportError naming the bad option."""
+        """This config, or ConfigError naming the bad option."""
         if not self.session or '/' in self.session or self.session in ('.', '..'):
-            raise MocapImportError(f'--session must be a folder name, got {self.session!r}')
+            raise ConfigError(f'--session must be a folder name, got {self.session!r}')
         for option, topic in (('--command-topic', self.command_topic),
                               ('--end-effector-namespace', self.end_effector_namespace)):
             if not _is_topic(topic):
-                raise MocapImportError(f'{option} {topic!r} is not an absolute ROS topic name '
-                                       '(/word/word, letters, digits and _)')
-        if self.model is not None and self.urdf is not None:
-            raise MocapImportError('give --model or --urdf, not both')
+                raise ConfigError(f'{option} {topic!r} is not an absolute ROS topic name '
+                                  '(/word/word, letters, digits and _)')
         if self.start_time_s is not None and not (0 < self.start_time_s < 2 ** 63 / 1e9):
-            raise MocapImportError(f'--start-time must be > 0 (Unix time, s), got '
-                                   f'{self.start_time_s}')
+            raise ConfigError(f'--start-time must be > 0 (Unix time, s), got '
+                              f'{self.start_time_s}')
         if self.storage not in STORAGES:
-            raise MocapImportError(f'storage must be one of {sorted(STORAGES)}, got '
-                                   f'{self.storage!r}')
+            raise ConfigError(f'storage must be one of {sorted(STORAGES)}, got '
+                              f'{self.storage!r}')
         if self.compression not in COMPRESSIONS:
-            raise MocapImportError(f'compression must be one of {list(COMPRESSIONS)}, got '
-                                   f'{self.compression!r}')
+            raise ConfigError(f'compression must be one of {list(COMPRESSIONS)}, got '
+                              f'{self.compression!r}')
         return self
 
 
@@ -259,21 +185,13 @@ def import_clips(paths: Sequence[str | Path], *, config: ImportConfig, progress:
     """
     config = config.checked()
     mapping = load_retarget_map(config.map_path)
-    if config.model is not None:
-        robot = robot_from_model(config.model)
-    elif config.urdf is not None:
-        robot = robot_from_urdf(config.urdf, mapping)
-    else:
-        robot = robot_from_map(mapping)
-    check_map_fits_robot(mapping, robot)
+    robot = config.robot or RobotJoints.unlimited(tuple(mapping.joints), 'map')
+    check_robot(mapping, robot.joint_names)
     topics = _topics(config, mapping)
     clips = find_clips(paths)
     if not clips:
-        raise MocapImportError(f'no BVH files in {[str(p) for p in paths]}')
-    try:
-        check_output_dir(config.session_dir, 0.0)
-    except RecordingError as exc:
-        raise MocapImportError(str(exc)) from None
+        raise MocapError(f'no BVH files in {[str(p) for p in paths]}')
+    check_output_dir(config.session_dir, 0.0)
     session = Session(config.session_dir)
     writer = _BagWriter(config, mapping, robot, topics)
     report = ImportReport(config.session_dir, [], len(clips))
@@ -296,12 +214,12 @@ def _topics(config: ImportConfig, mapping: RetargetMap) -> dict[str, str]:
     topics = {config.command_topic: JOINT_STATE}
     for ee in mapping.end_effectors:
         if not _TOKEN.match(ee.name):
-            raise MocapImportError(f'{mapping.source}: end_effectors.{ee.name}: the name must '
-                                   'be a topic name token (letters, digits and _)')
+            raise MocapError(f'{mapping.source}: end_effectors.{ee.name}: the name must be a '
+                             'topic name token (letters, digits and _)')
         topic = end_effector_topic(config.end_effector_namespace, ee.name)
         if topic in topics:
-            raise MocapImportError(f'{mapping.source}: end_effectors.{ee.name}: its topic '
-                                   f'{topic} is the command topic')
+            raise MocapError(f'{mapping.source}: end_effectors.{ee.name}: its topic {topic} '
+                             'is the command topic')
         topics[topic] = POINT_STAMPED
     return topics
 
@@ -318,7 +236,7 @@ class _BagWriter:
         definitions = MessageDefinitions()
         self.infos = [TopicInfo(topic, msgtype, *definitions.lookup(msgtype))
                       for topic, msgtype in topics.items()]
-        store = typestore()
+        store = get_typestore(Stores.ROS2_JAZZY)
         self.serialize = store.serialize_cdr
         self.types = store.types
 
@@ -336,7 +254,7 @@ class _BagWriter:
             _check_motion(source, motion)
             start_ns = self._start_ns(source)
             return self._write(source, clip, motion, start_ns, session)
-        except (ValueError, RecordingError, OSError) as exc:   # BvhError, RetargetError, ...
+        except (IlPolicyError, OSError) as exc:   # BvhError, RetargetError, RecordingError
             message = ' '.join(str(exc).split()) or type(exc).__name__
             if str(source) not in message and str(path) not in message:
                 message = f'{source}: {message}'
@@ -366,45 +284,31 @@ class _BagWriter:
         duration = float(motion.times[-1])
         start = datetime.fromtimestamp(start_ns / 1e9, timezone.utc)
         stop = datetime.fromtimestamp(int(stamps[-1]) / 1e9, timezone.utc)
-        clip_duration = (clip.num_frames - 1) * clip.frame_time
         ee_topics = {ee.name: {'topic': end_effector_topic(self.config.end_effector_namespace,
                                                            ee.name),
                                'frame_id': ee.relative_to}
                      for ee in self.mapping.end_effectors}
-        mocap = {
-            'mocap_source_file': str(source), 'mocap_source_sha256': clip.sha256,
-            'mocap_clip': source.stem, 'mocap_clip_frame_rate_hz': f'{1.0 / clip.frame_time:.9g}',
-            'mocap_clip_frames': str(clip.num_frames),
-            'mocap_clip_duration_s': f'{clip_duration:.9g}',
-            'mocap_retarget_map': str(Path(self.mapping.source).absolute()),
-            'mocap_retarget_map_sha256': self.mapping.sha256,
-            'mocap_rate_hz': f'{motion.rate_hz:.9g}', 'mocap_samples': str(len(motion.times)),
-            'mocap_start_time_ns': str(start_ns), 'mocap_robot': self.robot.source,
-            'mocap_joints': json.dumps(list(motion.joint_names)),
-            'mocap_command_topic': self.config.command_topic,
-            'mocap_end_effectors': json.dumps(ee_topics, sort_keys=True),
-            'mocap_clamped': json.dumps(clamped, sort_keys=True),
-        }
-        custom_data = {
-            'task': self.config.task, 'operator': self.config.operator, 'success': 'true',
-            'episode_index': str(index), 'start_wall_time': start.isoformat(),
-            'stop_wall_time': stop.isoformat(), 'stop_reason': STOP_REASON,
-            'lost_counts': '{}', 'recorder': f'il_policy_node mocap import {_version()}',
-            **mocap}
+        mocap = MocapClip(
+            source_file=str(source), source_sha256=clip.sha256, clip=source.stem,
+            clip_frame_rate_hz=1.0 / clip.frame_time, clip_frames=clip.num_frames,
+            clip_duration_s=(clip.num_frames - 1) * clip.frame_time,
+            retarget_map=str(Path(self.mapping.source).absolute()),
+            retarget_map_sha256=self.mapping.sha256, rate_hz=motion.rate_hz,
+            samples=len(motion.times), start_time_ns=start_ns, robot=self.robot.source,
+            joints=tuple(motion.joint_names), command_topic=self.config.command_topic,
+            end_effectors=ee_topics, clamped=clamped)
+        metadata = EpisodeMetadata(
+            task=self.config.task, operator=self.config.operator, success=True,
+            episode_index=index, start_wall_time=start.isoformat(),
+            stop_wall_time=stop.isoformat(), stop_reason=STOP_REASON,
+            recorder=f'il_policy_node mocap import {_version()}', mocap=mocap)
         try:
-            counts = writer.close(custom_data)
+            counts = writer.close(metadata)
         except RecordingError:
             shutil.rmtree(writer.path, ignore_errors=True)   # partial: never left behind
             raise
-        session.add_to_index({
-            'index': index, 'path': writer.path.name, 'task': self.config.task,
-            'operator': self.config.operator, 'success': True,
-            'start_wall_time': custom_data['start_wall_time'],
-            'stop_wall_time': custom_data['stop_wall_time'], 'duration_s': round(duration, 3),
-            'stop_reason': STOP_REASON, 'message_counts': counts, 'lost_counts': {},
-            'storage': self.config.storage,
-            'mocap': {'source_file': str(source), 'source_sha256': clip.sha256,
-                      'retarget_map_sha256': self.mapping.sha256, 'clamped': clamped}})
+        session.add_to_index(replace(metadata, message_counts=counts).index_entry(
+            writer.path.name, duration_s=duration, storage=self.config.storage))
         return ClipResult(source, IMPORTED, episode=writer.path, samples=len(motion.times),
                           rate_hz=motion.rate_hz, duration_s=duration, clamped=clamped)
 
@@ -436,29 +340,28 @@ class _BagWriter:
 def _check_motion(source: Path, motion: RetargetedMotion) -> None:
     samples = len(motion.times)
     if samples < 2:
-        raise MocapImportError(f'{source}: the clip gives {samples} sample at '
+        raise MocapError(f'{source}: the clip gives {samples} sample at '
                                f'{motion.rate_hz:g} Hz; an episode needs at least 2 (a clip of '
                                f'at least {1.0 / motion.rate_hz:g} s)')
     for what, values in (('position', motion.positions), ('velocity', motion.velocities)):
         bad = ~np.isfinite(values)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise MocapImportError(f'{source}: non-finite {what} of joint '
-                                   f'{motion.joint_names[col]} at t={motion.times[row]:.3f} s')
+            raise MocapError(f'{source}: non-finite {what} of joint '
+                             f'{motion.joint_names[col]} at t={motion.times[row]:.3f} s')
     for name, points in motion.end_effectors.items():
         if not np.isfinite(points).all():
-            raise MocapImportError(f'{source}: non-finite position of end effector {name}')
+            raise MocapError(f'{source}: non-finite position of end effector {name}')
 
 
 def _already_imported(session: Session, source_sha256: str, map_sha256: str) -> str | None:
     """The episode folder holding this file retargeted with this map, if one is complete."""
     for entry in session.read_index():
         mocap = entry.get('mocap') or {}
+        folder = session.root / str(entry.get('path'))
         if mocap.get('source_sha256') == source_sha256 and \
-                mocap.get('retarget_map_sha256') == map_sha256 and \
-                (session.root / str(entry.get('path'))).is_dir() and \
-                not is_partial_episode(session.root / str(entry['path'])):
-            return str(session.root / str(entry['path']))
+                mocap.get('retarget_map_sha256') == map_sha256 and is_closed_episode(folder):
+            return str(folder)
     return None
 
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,16 +45,19 @@ import yaml
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation
 
+from il_policy_node.errors import MocapError
 from il_policy_node.mocap.bvh import CHANNELS, POSITION_CHANNELS, BvhClip
 from il_policy_node.mocap.kinematics import END_SITE, world_pose
 
+PACKAGE = 'il_policy_node'
+SOURCE_MAPS = Path(__file__).resolve().parents[2] / 'config' / 'retarget'   # source tree
 _AXES = ('x', 'y', 'z')
 _TOP_KEYS = {'rate_hz', 'scale', 'axes', 'rest', 'joints', 'limits', 'end_effectors'}
 _JOINT_KEYS = {'bvh_joint', 'axis', 'euler', 'relative_to', 'channel', 'sign', 'scale',
                'offset'}
 
 
-class RetargetError(ValueError):
+class RetargetError(MocapError):
     """A bad retarget map, or a map that does not fit the clip or the robot; names the file."""
 
 
@@ -108,6 +113,25 @@ class RetargetedMotion:
     clamped: dict[str, JointClamp]            # only the joints that were clamped
     source_sha256: str                        # of the BVH file
     map_sha256: str
+
+
+def package_map(model: str) -> Path:
+    """The package's retarget map for sim model ``model`` (config/retarget/<model>.yaml).
+
+    Installed (every AMENT_PREFIX_PATH prefix, then this Python's prefix), else the source
+    tree. RetargetError lists where it looked.
+    """
+    if not model:
+        raise RetargetError('a retarget map is needed when no model is given')
+    relative = Path('share') / PACKAGE / 'config' / 'retarget' / f'{model}.yaml'
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    candidates = [Path(p) / relative for p in [*prefixes, sys.prefix]]
+    candidates.append(SOURCE_MAPS / relative.name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise RetargetError(f'no retarget map for model {model!r} (looked for '
+                        f'{", ".join(map(str, candidates))}); give one')
 
 
 def load_retarget_map(path: str | Path) -> RetargetMap:
@@ -176,7 +200,7 @@ def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
     if rate_hz is None:
         rate_hz = mapping.rate_hz
     if not (np.isfinite(rate_hz) and rate_hz > 0):
-        raise ValueError(f'rate_hz must be > 0, got {rate_hz}')
+        raise RetargetError(f'rate_hz must be > 0, got {rate_hz}')
     if clip.num_frames < 2:
         raise RetargetError(f'{clip.source}: one frame; retargeting needs at least 2')
     raw, angular = source_values(clip, mapping, joint_names)
@@ -345,7 +369,7 @@ def _limits(mapping: RetargetMap, joint_names: tuple[str, ...], lower, upper):
     low = np.full(n, -np.inf) if lower is None else np.array(lower, dtype=np.float64)
     high = np.full(n, np.inf) if upper is None else np.array(upper, dtype=np.float64)
     if low.shape != (n,) or high.shape != (n,):
-        raise ValueError(f'lower and upper need one value per robot joint ({n})')
+        raise RetargetError(f'lower and upper need one value per robot joint ({n})')
     for j, name in enumerate(joint_names):
         if name in mapping.limits:
             low[j] = max(low[j], mapping.limits[name][0])

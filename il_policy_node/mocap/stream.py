@@ -41,6 +41,7 @@ from il_policy_node.mocap.bvh import (
 )
 from il_policy_node.mocap.retarget import (
     JointClamp,
+    RetargetError,
     RetargetMap,
     apply_sources,
     check_fit,
@@ -84,7 +85,7 @@ class FrameRetargeter:
         self.lower, self.upper = joint_limits(mapping, self.joint_names, lower, upper)
         self.rate_hz = 1.0 / header.frame_time if rate_hz is None else float(rate_hz)
         if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
-            raise ValueError(f'rate_hz must be > 0, got {rate_hz}')
+            raise RetargetError(f'rate_hz must be > 0, got {rate_hz}')
         # frames per sample; exactly 1.0 at the clip's rate so sample i is frame i
         self._ratio = 1.0 if rate_hz is None else 1.0 / (self.rate_hz * header.frame_time)
         self._effectors = tuple(ee.name for ee in mapping.end_effectors)

@@ -2,7 +2,9 @@
 
 Topics listed in ``topics`` are subscribed raw (serialized) once a publisher appears, with QoS
 adapted to the publishers as ``ros2 bag record`` does, and written unchanged by a writer thread
-(il_policy_node.core.recording). Types are given in ``topic_types`` or discovered from the graph.
+(il_policy_node/recording/writer.py). Types are given in ``topic_types`` or discovered from
+the graph. What reached the writer is on disk within ``flush_period_s``: a crash of the process
+loses at most about that much of the episode (``il-policy bag recover`` salvages the rest).
 Services (std_srvs):
   ~/start_episode    Trigger   refused with a message naming the problem
   ~/stop_episode     SetBool   data = success label
@@ -14,9 +16,9 @@ from __future__ import annotations
 import collections
 import importlib
 import importlib.metadata
-import json
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import rclpy
@@ -26,21 +28,16 @@ from rclpy.parameter import Parameter
 from rosbags.interfaces import QosDurability
 from std_srvs.srv import SetBool, Trigger
 
-from il_policy_node.core.recording import (
-    EpisodeWriter,
-    MessageDefinitions,
-    RecorderConfig,
-    RecordingError,
-    Session,
-    TopicInfo,
-    check_output_dir,
-    free_disk_mb,
-    qos_compatible,
-    recording_qos,
-)
-from il_policy_node.core.terminal import KeyReader
+from il_policy_node.errors import IlPolicyError, RecordingError
+from il_policy_node.recording.config import RecorderConfig, default
+from il_policy_node.recording.definitions import MessageDefinitions
+from il_policy_node.recording.metadata import EpisodeMetadata
+from il_policy_node.recording.qos import qos_compatible, recording_qos
+from il_policy_node.recording.session import Session, check_output_dir, free_disk_mb
+from il_policy_node.recording.writer import EpisodeWriter, TopicInfo
 from il_policy_node.ros.bag_qos import offered_qos, subscription_qos
 from il_policy_node.ros.diagnostics import node_status
+from il_policy_node.ros.keyboard import KeyReader
 from il_policy_node.ros.params import ParamSpec, declare_all, read_all
 from il_policy_node.ros.qos import MONITOR_QOS
 from il_policy_node.ros.spin import spin_node
@@ -58,18 +55,22 @@ PARAMETERS = (
               "One per topic: pkg/msg/Type or '' (discover from the graph); empty = discover."),
     ParamSpec('required_topics', Parameter.Type.STRING_ARRAY,
               'Topics that must have a publisher and fresh messages to start an episode.'),
-    ParamSpec('required_timeout_s', 2.0, 'A required topic is silent after this long.',
-              float_range=(0.0, 3600.0)),
-    ParamSpec('storage', 'mcap', 'Bag storage: mcap or sqlite3.'),
-    ParamSpec('compression', 'none', 'none, or zstd (MCAP chunks; sqlite3: per message).'),
-    ParamSpec('max_episode_duration_s', 0.0, 'An episode stops by itself after this (0 = never).',
-              float_range=(0.0, 86400.0)),
-    ParamSpec('task', '', 'Task label written into every episode.'),
-    ParamSpec('operator', '', 'Operator name written into every episode.'),
-    ParamSpec('keyboard', False, 'Keys in a terminal: space start/stop, f stop as failure, '
-                                 'd discard.'),
-    ParamSpec('min_free_disk_mb', 200.0, 'Starting an episode is refused below this free space.',
-              float_range=(0.0, 1e9)),
+    ParamSpec('required_timeout_s', default('required_timeout_s'),
+              'A required topic is silent after this long.', float_range=(0.0, 3600.0)),
+    ParamSpec('storage', default('storage'), 'Bag storage: mcap or sqlite3.'),
+    ParamSpec('compression', default('compression'),
+              'none, or zstd (MCAP chunks; sqlite3: per message).'),
+    ParamSpec('max_episode_duration_s', default('max_episode_duration_s'),
+              'An episode stops by itself after this (0 = never).', float_range=(0.0, 86400.0)),
+    ParamSpec('task', default('task'), 'Task label written into every episode.'),
+    ParamSpec('operator', default('operator'), 'Operator name written into every episode.'),
+    ParamSpec('keyboard', default('keyboard'), 'Keys in a terminal: space start/stop, f stop '
+                                               'as failure, d discard.'),
+    ParamSpec('min_free_disk_mb', default('min_free_disk_mb'),
+              'Starting an episode is refused below this free space.', float_range=(0.0, 1e9)),
+    ParamSpec('flush_period_s', default('flush_period_s'),
+              'What reached the writer is on disk within this time (MCAP: the chunk is '
+              'closed; sqlite3: committed): the most a crash loses.', float_range=(0.01, 60.0)),
 )
 GRAPH_PERIOD_S = 0.25
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -106,11 +107,14 @@ class _Topic:
 
 @dataclass
 class _Episode:
-    index: int
+    metadata: EpisodeMetadata          # what is known at its start
     writer: EpisodeWriter
-    start_wall: datetime
     start_monotonic: float
     timer: object = None
+
+    @property
+    def index(self) -> int:
+        return self.metadata.episode_index
 
 
 class DemoRecorderNode(Node):
@@ -125,7 +129,7 @@ class DemoRecorderNode(Node):
             try:
                 self._config = RecorderConfig.from_parameters(
                     read_all(self, PARAMETERS), resolve=self._resolve)
-            except RecordingError as exc:
+            except IlPolicyError as exc:
                 self._config_error = str(exc)
         self._topics: dict[str, _Topic] = {}
         self._episode: _Episode | None = None
@@ -188,11 +192,16 @@ class DemoRecorderNode(Node):
             check_output_dir(config.session_dir, config.min_free_disk_mb)
             self._check_required_topics()
             index = self._session.next_index()
+            started = EpisodeMetadata(
+                task=config.task, operator=config.operator, episode_index=index,
+                start_wall_time=datetime.now(timezone.utc).isoformat(),
+                recorder=f'il_policy_node demo_recorder {_version()}')
             writer = EpisodeWriter(self._session.episode_path(index), storage=config.storage,
-                                   compression=config.compression)
+                                   compression=config.compression, flush=config.flush,
+                                   started=started)
         except RecordingError as exc:
             return False, str(exc)
-        self._episode = _Episode(index, writer, datetime.now(timezone.utc), time.monotonic())
+        self._episode = _Episode(started, writer, time.monotonic())
         for topic in self._topics.values():
             topic.lost = 0
             topic.publishers_lost = False
@@ -210,30 +219,19 @@ class DemoRecorderNode(Node):
         episode = self._end_episode()
         if episode is None:
             return False, 'not recording'
-        stop_wall = datetime.now(timezone.utc)
         duration = time.monotonic() - episode.start_monotonic
-        lost = {t.name: t.lost for t in self._topics.values() if t.in_episode}
-        custom_data = {
-            'task': self._config.task, 'operator': self._config.operator,
-            'success': 'true' if success else 'false', 'episode_index': str(episode.index),
-            'start_wall_time': episode.start_wall.isoformat(),
-            'stop_wall_time': stop_wall.isoformat(), 'stop_reason': reason,
-            'lost_counts': json.dumps(lost, sort_keys=True),
-            'recorder': f'il_policy_node demo_recorder {_version()}',
-        }
+        metadata = replace(
+            episode.metadata, success=success, stop_reason=reason,
+            stop_wall_time=datetime.now(timezone.utc).isoformat(),
+            lost_counts={t.name: t.lost for t in self._topics.values() if t.in_episode})
         path = episode.writer.path
         try:
-            counts = episode.writer.close(custom_data)
+            counts = episode.writer.close(metadata)
         except RecordingError as exc:
             self.get_logger().error(str(exc))
             return False, str(exc)
-        self._session.add_to_index({
-            'index': episode.index, 'path': path.name, 'task': self._config.task,
-            'operator': self._config.operator, 'success': success,
-            'start_wall_time': custom_data['start_wall_time'],
-            'stop_wall_time': custom_data['stop_wall_time'], 'duration_s': round(duration, 3),
-            'stop_reason': reason, 'message_counts': counts, 'lost_counts': lost,
-            'storage': self._config.storage})
+        self._session.add_to_index(replace(metadata, message_counts=counts).index_entry(
+            path.name, duration_s=duration, storage=self._config.storage))
         message = (f'episode {episode.index} saved ({"success" if success else "failure"}, '
                    f'{reason}, {duration:.1f} s): {path} {counts}')
         self.get_logger().info(message)
@@ -478,7 +476,8 @@ class DemoRecorderNode(Node):
 
 def main(args=None) -> None:
     # Ctrl-C / SIGTERM close the episode in progress (bag and metadata complete) before exit.
-    spin_node(DemoRecorderNode, args, before_shutdown=DemoRecorderNode.close_for_shutdown)
+    sys.exit(spin_node(DemoRecorderNode, args,
+                       before_shutdown=DemoRecorderNode.close_for_shutdown))
 
 
 if __name__ == '__main__':

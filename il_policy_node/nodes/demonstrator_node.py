@@ -18,11 +18,11 @@ at its start. recorder:='' runs without a recorder.
 
 Before the first episode it waits for the recorder's services, for a subscriber of the
 controller topic (drive_robot) and for the recorder to subscribe demo/joint_command (and
-demo/goal; only a warning after service_timeout_s). After the last episode the node logs a
-summary and the process exits with code 0; a service that is missing, refuses or does not
-answer within service_timeout_s, or no robot on the controller topic, ends it with code 1 and
-an error naming the service or topic (DemonstrationFinished, raised from the timer, ends the
-spin; main turns it into the exit code). Ctrl-C ends it at once (code 0 from spin_node; the
+demo/goal; only a warning after service_timeout_s). The episodes are driven by
+recording/driver.py's EpisodeDriver; after the last one the node logs a summary, completes
+its ``finished`` future and the process exits with code 0; a service that is missing, refuses
+or does not answer within service_timeout_s, or no robot on the controller topic, ends it with
+code 1 and an error naming the service or topic. Ctrl-C ends it at once (code 0; the
 recorder's episode in progress, if any, is left open).
 """
 from __future__ import annotations
@@ -35,14 +35,17 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from il_policy_node.errors import ConfigError
+from il_policy_node.recording.driver import EpisodeDriver, Finished, Preparation
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
-from il_policy_node.ros.params import ParamSpec, declare_and_read
+from il_policy_node.ros.params import ParamSpec, declare_and_read, default_of
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
-from il_policy_node.ros.recorder_client import RecorderEpisodes, RecorderError
+from il_policy_node.ros.recorder_client import RecorderEpisodes
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.demonstrator import (
     ARM6_HOME,
@@ -58,8 +61,7 @@ from il_policy_node.sim.demonstrator import (
 
 def _d(name: str):
     """The core's default of a DemonstratorConfig field (as written, before expansion)."""
-    value = DemonstratorConfig.__dataclass_fields__[name].default
-    return list(value) if isinstance(value, tuple) else value
+    return default_of(DemonstratorConfig, name)
 
 
 PARAMETERS = (
@@ -120,22 +122,13 @@ PARAMETERS = (
                                          'accepted start.', float_range=(0.1, 3600.0)),
 )
 CONTROLLER_TOPIC = 'joint_trajectory_controller/joint_trajectory'
-SETTLE_MARGIN_S = 0.2
 EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)   # every episode, latched
 
 
-class DemonstrationFinished(Exception):
-    """Raised from the node's timer to end the spin; ``exit_code`` is the process's."""
-
-    def __init__(self, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def config_from_parameters(params: dict) -> DemonstratorConfig:
-    """The core's config from the node's parameter values (raises ValueError)."""
+    """The core's config from the node's parameter values (raises ConfigError)."""
     return DemonstratorConfig(
         joint_names=tuple(params['joint_names']),
         lower_limits=tuple(params['position_lower_limits']),
@@ -171,15 +164,14 @@ class DemonstratorNode(Node):
         try:
             self.task = Task(params['task'])
         except ValueError:
-            raise ValueError(f"parameter task must be 'wave' or 'reach', got "
-                             f"{params['task']!r}") from None
+            raise ConfigError(f"parameter task must be 'wave' or 'reach', got "
+                              f"{params['task']!r}") from None
         self.config = config_from_parameters(params)
         self.episodes = [make_episode(self.task, int(params['seed']), i, self.config)
                          for i in range(int(params['episodes']))]
         self.rate_hz = float(params['command_rate_hz'])
         self.settle_s = float(params['settle_s'])
         self.drive_robot = bool(params['drive_robot'])
-        self.service_timeout_s = float(params['service_timeout_s'])
         names = self.config.joint_names
         self._command = JointStateMessage(names, velocities=True)
         self._goal = JointStateMessage(names)
@@ -189,14 +181,15 @@ class DemonstratorNode(Node):
         self._goal_pub = self.create_publisher(JointState, 'demo/goal', LATCHED_QOS) \
             if self.task is Task.REACH else None
         self._episode_pub = self.create_publisher(String, '~/episode', EPISODE_QOS)
-        self._recorder = RecorderEpisodes(self, str(params['recorder']),
-                                          service_timeout_s=self.service_timeout_s)
-        self._index = 0
-        self._state = 'wait_services'
-        self._until = 0.0                 # end of the settle move
+        self._recorder = RecorderEpisodes(
+            self, str(params['recorder']), service_timeout_s=float(params['service_timeout_s']),
+            robot=self._robot_pub if self.drive_robot else None)
+        self._index = -1
         self._t0 = 0.0                    # start of the streamed episode (monotonic)
         self._began = time.monotonic()
         self.saved = self._recorder.saved   # the recorder's messages of the saved episodes
+        self.finished = Future()
+        self._driver = EpisodeDriver(self, self._recorder)
         self.get_logger().info(
             f'{len(self.episodes)} {self.task.value} episodes (seed {params["seed"]}), '
             f'{self.rate_hz:g} Hz, recorder {self._recorder.namespace or "(none)"}, '
@@ -207,49 +200,50 @@ class DemonstratorNode(Node):
     def episode(self) -> Episode:
         return self.episodes[self._index]
 
-    # -- the operator's loop -------------------------------------------------------------------
     def _tick(self) -> None:
-        try:
-            self._step(time.monotonic())
-        except RecorderError as exc:
-            self._finish(1, str(exc))
+        result = self._driver.step(time.monotonic())
+        if result is not None and not self.finished.done():
+            self._timer.cancel()
+            log = self.get_logger().error if result.exit_code else self.get_logger().info
+            log(result.message)
+            self.finished.set_result(result)
 
-    def _step(self, now: float) -> None:
-        state = self._state
-        if state == 'wait_services':
-            self._wait_for_graph(now)
-        elif state == 'settle':
-            if now >= self._until:
-                self._request_start(now)
-        elif state == 'starting':
-            self._check_start(now)
-        elif state == 'streaming':
-            self._stream(now)
-        elif state == 'stopping':
-            self._check_stop(now)
+    # -- the player (recording/driver.py Player) -------------------------------------------
+    def listeners_ready(self, now: float) -> bool:
+        """Whether the recorder subscribes what it records (it does once it sees the publisher).
 
-    def _wait_for_graph(self, now: float) -> None:
-        """Before the first episode: the recorder's services and the robot must be there."""
-        if not self._recorder.ready(now, robot=self._robot_pub if self.drive_robot else None):
-            return
-        # The recorder subscribes to what it records once it sees the publisher; wait for it,
-        # but a recorder that does not record these topics is its operator's choice.
+        Waited for until service_timeout_s; a recorder that does not record these topics is
+        its operator's choice.
+        """
         unheard = [pub.topic_name for pub in (self._command_pub, self._goal_pub)
                    if self._recorder.enabled and pub is not None and
                    pub.get_subscription_count() == 0]
         if unheard and not self._recorder.timed_out(now):
-            return
+            return False
         if unheard:
             self.get_logger().warn(f'nobody subscribes {unheard}: are they in the '
                                    "recorder's topics?")
-        self._begin_episode(now)
+        return True
 
-    def _begin_episode(self, now: float) -> None:
+    def next_episode(self, now: float) -> bool:
+        self._index += 1
+        if self._index == len(self.episodes):
+            return False
         episode = self.episode
         self._episode_pub.publish(String(data=json.dumps(episode.info())))
         if self._goal_pub is not None:
             self._goal.positions[:] = episode.goal
             self._publish_goal()
+        return True
+
+    def poll(self, now: float) -> None:
+        pass
+
+    def prepare(self, now: float) -> Preparation:
+        return Preparation.READY
+
+    def move_to_start(self, now: float) -> float:
+        episode = self.episode
         if self.drive_robot:
             point = JointTrajectoryPoint(positions=[float(p) for p in episode.start],
                                          time_from_start=duration_msg(self.settle_s))
@@ -258,24 +252,12 @@ class DemonstratorNode(Node):
         self.get_logger().info(f'episode {episode.index + 1}/{len(self.episodes)} '
                                f'({episode.task.value}, {episode.duration_s:.2f} s): '
                                f'moving to the start pose')
-        self._state = 'settle'
-        self._until = now + self.settle_s + SETTLE_MARGIN_S
+        return self.settle_s
 
-    def _request_start(self, now: float) -> None:
-        self._state = 'starting'
-        self._recorder.request_start(now)
-        self._check_start(now)            # without a recorder: streams at once
-
-    def _check_start(self, now: float) -> None:
-        if self._recorder.poll_start(now):
-            self._begin_streaming(now)
-
-    def _begin_streaming(self, now: float) -> None:
-        self._state = 'streaming'
+    def begin(self, now: float) -> None:
         self._t0 = now
-        self._stream(now)
 
-    def _stream(self, now: float) -> None:
+    def stream(self, now: float) -> bool:
         episode = self.episode
         t = min(now - self._t0, episode.duration_s)
         positions, velocities = episode.sample(t)
@@ -291,50 +273,25 @@ class DemonstratorNode(Node):
         if self._goal_pub is not None:
             self._goal.positions[:] = episode.goal_at(t)
             self._publish_goal()
-        if t >= episode.duration_s:
-            self._request_stop(now)
+        return t >= episode.duration_s
+
+    def success(self) -> bool:
+        return True
+
+    def summary(self) -> Finished:
+        demonstrated = sum(e.duration_s for e in self.episodes)
+        return Finished(0, f'done: {len(self.episodes)} {self.task.value} episodes '
+                           f'({demonstrated:.1f} s demonstrated, '
+                           f'{time.monotonic() - self._began:.1f} s in all), '
+                           f'{len(self.saved)} saved by the recorder')
 
     def _publish_goal(self) -> None:
         self._goal.msg.header.stamp = self.get_clock().now().to_msg()
         self._goal_pub.publish(self._goal.msg)
 
-    def _request_stop(self, now: float) -> None:
-        self._state = 'stopping'
-        self._recorder.request_stop(now, success=True)
-        self._check_stop(now)             # without a recorder: the next episode at once
-
-    def _check_stop(self, now: float) -> None:
-        if self._recorder.poll_stop(now):
-            self._next_episode(now)
-
-    def _next_episode(self, now: float) -> None:
-        self._index += 1
-        if self._index < len(self.episodes):
-            self._begin_episode(now)
-            return
-        demonstrated = sum(e.duration_s for e in self.episodes)
-        self._finish(0, f'done: {len(self.episodes)} {self.task.value} episodes '
-                        f'({demonstrated:.1f} s demonstrated, '
-                        f'{time.monotonic() - self._began:.1f} s in all), '
-                        f'{len(self.saved)} saved by the recorder')
-
-    def _finish(self, exit_code: int, message: str) -> None:
-        """Log and end the spin (main turns this into the process's exit code)."""
-        self._state = 'done'
-        self._timer.cancel()
-        if exit_code:
-            self.get_logger().error(message)
-        else:
-            self.get_logger().info(message)
-        raise DemonstrationFinished(exit_code, message)
-
 
 def main(args=None) -> None:
-    try:
-        spin_node(DemonstratorNode, args)
-    except DemonstrationFinished as finished:
-        # spin_node has destroyed the node and shut rclpy down on the way out.
-        sys.exit(finished.exit_code)
+    sys.exit(spin_node(DemonstratorNode, args))
 
 
 if __name__ == '__main__':

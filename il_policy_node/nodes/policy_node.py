@@ -13,6 +13,7 @@ Services:
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
@@ -26,24 +27,15 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from il_policy_node.core.artifact import PolicyArtifactError, load_policy
-from il_policy_node.core.config import ConfigError, ControllerConfig
-from il_policy_node.core.controller import (
-    NO_TIMEOUT_NS,
-    Command,
-    Mode,
-    PolicyController,
-)
-from il_policy_node.core.joint_state import DuplicateJointError
-from il_policy_node.core.runtime import PolicyRuntime
-from il_policy_node.core.timing import LoopStats
+from il_policy_node.errors import ConfigError, IlPolicyError, StateError
 from il_policy_node.ros.conversions import (
     JointStateMessage,
     TrajectoryMessages,
     joint_state_arrays,
 )
 from il_policy_node.ros.diagnostics import node_status
-from il_policy_node.ros.params import ParamSpec, declare_all, read_all
+from il_policy_node.ros.lifecycle_guard import guard_transitions
+from il_policy_node.ros.params import ParamSpec, declare_all, default_of, read_all
 from il_policy_node.ros.qos import (
     COMMAND_QOS,
     ESTOP_QOS,
@@ -52,18 +44,31 @@ from il_policy_node.ros.qos import (
     MONITOR_QOS,
 )
 from il_policy_node.ros.spin import spin_node
+from il_policy_node.runtime.artifact import load_policy
+from il_policy_node.runtime.chunks import ChunkOptions
+from il_policy_node.runtime.controller import NO_TIMEOUT_NS, Command, Mode, PolicyController
+from il_policy_node.runtime.controller_config import ControllerConfig
+from il_policy_node.runtime.policy_runtime import PolicyRuntime
+from il_policy_node.runtime.timing import LoopStats
 
 HOLD_ACK_TIMEOUT_S = 1.0
+
+
+def _d(name: str):
+    """The default of a ControllerConfig field: the parameter's default."""
+    return default_of(ControllerConfig, name)
+
 
 PARAMETERS = (
     ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
     ParamSpec('joint_names', Parameter.Type.STRING_ARRAY,
               'Joints of the trajectory controller; every command lists all of them.'),
-    ParamSpec('control_rate_hz', 100.0, "Control loop rate; must equal the policy's rate.",
-              float_range=(0.0, 10000.0)),
-    ParamSpec('state_timeout_s', 0.1, 'Joint state older than this stops the run (hold).',
-              float_range=(0.0, 10.0)),
-    ParamSpec('ramp_in_s', 2.0, 'Blend from the measured pose into the policy over this time.',
+    ParamSpec('control_rate_hz', _d('control_rate_hz'),
+              "Control loop rate; must equal the policy's rate.", float_range=(0.0, 10000.0)),
+    ParamSpec('state_timeout_s', _d('state_timeout_s'),
+              'Joint state older than this stops the run (hold).', float_range=(0.0, 10.0)),
+    ParamSpec('ramp_in_s', _d('ramp_in_s'),
+              'Blend from the measured pose into the policy over this time.',
               float_range=(0.0, 60.0)),
     ParamSpec('position_lower_limits', Parameter.Type.DOUBLE_ARRAY,
               'Per joint (joint_names order); empty = from robot_description.'),
@@ -73,19 +78,20 @@ PARAMETERS = (
               'Bounds the change per tick; one value for all joints or one per joint; '
               'empty = URDF velocity limits.'),
     ParamSpec('robot_description', '', 'URDF XML; limits come from it where not given.'),
-    ParamSpec('publish_velocities', False,
+    ParamSpec('publish_velocities', _d('publish_velocities'),
               'Add velocities (cubic interpolation in the controller), ending at rest.'),
-    ParamSpec('chunk_execution', 'ensemble',
+    ParamSpec('chunk_execution', default_of(ChunkOptions, 'execution'),
               'Action chunks (horizon > 1): ensemble (temporal ensembling) or chunk.'),
-    ParamSpec('ensemble_decay', 0.01, 'Temporal ensembling weight exp(-decay * i).',
-              float_range=(0.0, 10.0)),
-    ParamSpec('replan_every', 0, 'chunk mode: query the policy every N ticks (0 = horizon).',
+    ParamSpec('ensemble_decay', default_of(ChunkOptions, 'ensemble_decay'),
+              'Temporal ensembling weight exp(-decay * i).', float_range=(0.0, 10.0)),
+    ParamSpec('replan_every', default_of(ChunkOptions, 'replan_every'),
+              'chunk mode: query the policy every N ticks (0 = horizon).',
               int_range=(0, 10000)),
-    ParamSpec('lookahead_s', -1.0, 'Read action chunks this much later (latency compensation);'
-                                   ' < 0 = measured: state age + inference time.',
-              float_range=(-1.0, 10.0)),
-    ParamSpec('warmup_iterations', 20, 'Inference runs at configure, before the first tick.',
-              int_range=(0, 10000)),
+    ParamSpec('lookahead_s', _d('lookahead_s'),
+              'Read action chunks this much later (latency compensation); < 0 = measured: '
+              'state age + inference time.', float_range=(-1.0, 10.0)),
+    ParamSpec('warmup_iterations', _d('warmup_iterations'),
+              'Inference runs at configure, before the first tick.', int_range=(0, 10000)),
     ParamSpec('torch_threads', 1, 'Intra-op threads for inference (1 suits small MLPs).',
               int_range=(1, 256)),
     ParamSpec('target_state_rate_hz', 50.0, 'Rate of ~/target_joint_states (0 = off).',
@@ -100,6 +106,7 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, *, loop_stats_capacity: int = 4096, **kwargs) -> None:
         super().__init__('policy_node', **kwargs)
+        guard_transitions(self)
         self._stats_capacity = loop_stats_capacity
         errors = declare_all(self, PARAMETERS)
         # Refused start-up overrides by parameter name, reported at configure until replaced.
@@ -138,12 +145,10 @@ class PolicyNode(LifecycleNode):
             config = ControllerConfig.from_parameters(params)
             torch.set_num_threads(int(params['torch_threads']))
             policy = load_policy(config.model_path)
-            runtime = PolicyRuntime(policy, execution=config.execution,
-                                    ensemble_decay=config.ensemble_decay,
-                                    replan_every=config.replan_every)
+            runtime = PolicyRuntime(policy, config.chunks)
             controller = PolicyController(config, runtime)
             runtime.warmup(config.warmup_iterations)
-        except (ConfigError, PolicyArtifactError, ValueError, RuntimeError, OSError) as exc:
+        except (IlPolicyError, RuntimeError, OSError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         if self._estop_latched_unconfigured:
@@ -242,7 +247,7 @@ class PolicyNode(LifecycleNode):
         names, position, velocity = joint_state_arrays(msg)
         try:
             self._controller.on_joint_state(names, position, velocity, time.monotonic_ns())
-        except (DuplicateJointError, ValueError) as exc:
+        except StateError as exc:
             self._bad_state_messages += 1
             self.get_logger().warn(f'joint_states message ignored: {exc}',
                                    throttle_duration_sec=1.0)
@@ -253,7 +258,7 @@ class PolicyNode(LifecycleNode):
             try:
                 self._controller.on_input(topic, names, position, velocity,
                                           time.monotonic_ns())
-            except (DuplicateJointError, ValueError) as exc:
+            except StateError as exc:
                 self._bad_state_messages += 1
                 self.get_logger().warn(f'{topic} message ignored: {exc}',
                                        throttle_duration_sec=1.0)
@@ -372,7 +377,7 @@ class PolicyNode(LifecycleNode):
 
 def main(args=None) -> None:
     # The hold goes out on Ctrl-C / SIGTERM too, before rclpy shuts down.
-    spin_node(PolicyNode, args, before_shutdown=PolicyNode.hold_before_exit)
+    sys.exit(spin_node(PolicyNode, args, before_shutdown=PolicyNode.hold_before_exit))
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ transition with a message instead of a process that died.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from rclpy.exceptions import (
 )
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from il_policy_node.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,19 @@ class ParamSpec:
             descriptor.integer_range = [IntegerRange(
                 from_value=self.int_range[0], to_value=self.int_range[1], step=0)]
         return descriptor
+
+
+def default_of(config_class: type, name: str) -> Any:
+    """The default of a config dataclass field, as a parameter value (tuples become lists).
+
+    The config dataclasses of the core own the defaults; parameter specs take them from there.
+    """
+    found = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    value = found.default if found.default is not dataclasses.MISSING else \
+        found.default_factory()
+    if hasattr(value, 'value') and isinstance(value.value, str):   # a str Enum
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
 
 
 def declare_all(node: Node, specs: tuple[ParamSpec, ...]) -> list[str]:
@@ -69,11 +85,11 @@ def read_all(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
 
 
 def declare_and_read(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
-    """Declare every parameter and read the values; ValueError lists refused overrides.
+    """Declare every parameter and read the values; ConfigError lists refused overrides.
 
     For nodes that cannot run with a refused start-up value (the process ends with it).
     """
     errors = declare_all(node, specs)
     if errors:
-        raise ValueError('; '.join(errors))
+        raise ConfigError('; '.join(errors))
     return read_all(node, specs)

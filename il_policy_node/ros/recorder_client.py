@@ -3,8 +3,9 @@
 RecorderEpisodes calls ``<recorder>/start_episode`` (std_srvs/Trigger; a refusal is retried
 every RETRY_START_S until service_timeout_s) and ``<recorder>/stop_episode`` (std_srvs/SetBool)
 and is polled on each tick for the answer. A recorder that is missing, refuses or does not
-answer in time raises RecorderError, whose message names the service. With recorder '' there
-is no recorder: every episode starts and stops at once.
+answer in time raises RecordingError, whose message names the service. With recorder '' there
+is no recorder: every episode starts and stops at once. It is the ``Recorder`` of
+recording/driver.py's EpisodeDriver.
 """
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from std_srvs.srv import SetBool, Trigger
 
+from il_policy_node.errors import RecordingError
+
 RETRY_START_S = 0.5
-
-
-class RecorderError(Exception):
-    """The recorder (or the robot, while waiting for the graph) failed; the message says how."""
 
 
 class RecorderEpisodes:
@@ -29,8 +28,15 @@ class RecorderEpisodes:
     is True. Calls on the node's logger; the node must be spun for answers to arrive.
     """
 
-    def __init__(self, node: Node, recorder: str, *, service_timeout_s: float) -> None:
+    def __init__(self, node: Node, recorder: str, *, service_timeout_s: float,
+                 robot: Publisher | None = None) -> None:
+        """Clients of the recorder's services (none when ``recorder`` is '').
+
+        ``robot``: the controller topic's publisher, whose subscriber (the robot) must be
+        there before the first episode (None: not driving a robot).
+        """
         self._node = node
+        self._robot = robot
         self.namespace = recorder.rstrip('/')
         self.service_timeout_s = service_timeout_s
         self._start = self._stop = None
@@ -51,18 +57,19 @@ class RecorderEpisodes:
         """Whether service_timeout_s has passed since creation or the last request."""
         return now > self._deadline
 
-    def ready(self, now: float, *, robot: Publisher | None = None) -> bool:
-        """Whether the recorder's services and a subscriber of ``robot`` (if given) are there.
+    def ready(self, now: float) -> bool:
+        """Whether the recorder's services and the robot (a subscriber of its topic) are there.
 
-        Raises RecorderError naming what is missing once service_timeout_s has passed since
+        Raises RecordingError naming what is missing once service_timeout_s has passed since
         the creation.
         """
         missing = [f'service {c.srv_name}' for c in (self._start, self._stop)
                    if c is not None and not c.service_is_ready()]
+        robot = self._robot
         if robot is not None and robot.get_subscription_count() == 0:
             missing.append(f'a subscriber of {robot.topic_name} (the robot)')
         if missing and self.timed_out(now):
-            raise RecorderError(f'{" and ".join(missing)} not available after '
+            raise RecordingError(f'{" and ".join(missing)} not available after '
                                 f'{self.service_timeout_s:g} s')
         return not missing
 
@@ -86,7 +93,7 @@ class RecorderEpisodes:
     def poll_start(self, now: float) -> bool:
         """True once the episode is recording (at once without a recorder), False meanwhile.
 
-        A refusal is retried every RETRY_START_S; RecorderError when the recorder still
+        A refusal is retried every RETRY_START_S; RecordingError when the recorder still
         refuses, or has not answered, service_timeout_s after request_start.
         """
         if self._start is None:
@@ -100,14 +107,14 @@ class RecorderEpisodes:
                 return True
             why = response.message if response is not None else 'no response'
             if self.timed_out(now):
-                raise RecorderError(f'{name} refused: {why}')
+                raise RecordingError(f'{name} refused: {why}')
             self._node.get_logger().warn(f'{name} refused ({why}); retrying',
                                          throttle_duration_sec=2.0)
             self._retry_at = now + RETRY_START_S
         elif future is None and now >= self._retry_at:
             self._call_start()
         elif future is not None and self.timed_out(now):
-            raise RecorderError(f'no answer from {name} within {self.service_timeout_s:g} s')
+            raise RecordingError(f'no answer from {name} within {self.service_timeout_s:g} s')
         return False
 
     def request_stop(self, now: float, success: bool = True) -> None:
@@ -119,7 +126,7 @@ class RecorderEpisodes:
     def poll_stop(self, now: float) -> bool:
         """True once the recorder has saved the episode (at once without one), False meanwhile.
 
-        The recorder's message is logged and kept in ``saved``; RecorderError when it fails
+        The recorder's message is logged and kept in ``saved``; RecordingError when it fails
         or has not answered service_timeout_s after request_stop.
         """
         if self._stop is None:
@@ -130,10 +137,10 @@ class RecorderEpisodes:
             response = future.result()
             if response is None or not response.success:
                 why = response.message if response is not None else 'no response'
-                raise RecorderError(f'{name} failed: {why}')
+                raise RecordingError(f'{name} failed: {why}')
             self.saved.append(response.message)
             self._node.get_logger().info(response.message)
             return True
         if self.timed_out(now):
-            raise RecorderError(f'no answer from {name} within {self.service_timeout_s:g} s')
+            raise RecordingError(f'no answer from {name} within {self.service_timeout_s:g} s')
         return False

@@ -27,6 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
+from il_policy_node.errors import ConfigError
+
 ARM6_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
                'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
 ARM6_LOWER = (-2.9, -2.0, -2.5, -2.9, -2.0, -2.9)
@@ -44,15 +46,33 @@ class Task(str, Enum):
     REACH = 'reach'
 
 
+@dataclass(frozen=True)
+class Teaching:
+    """How a task is demonstrated to teach a policy (the main job, sim_demo.launch.py).
+
+    Commanded at the policy's control rate (a command and its effect are then timed the same
+    in training and in use), with DART drive noise (the demonstrations show the way back from
+    deviations); reach episodes of several reaches.
+    """
+
+    drive_noise_rad: float
+    reaches_per_episode: int = 1
+
+
+TEACHING_RATE_HZ = 50.0           # demonstrations commanded, policies trained and run at this
+TEACHING = {Task.WAVE: Teaching(drive_noise_rad=0.05),
+            Task.REACH: Teaching(drive_noise_rad=0.1, reaches_per_episode=4)}
+
+
 def _tuple(values, n: int, name: str) -> tuple[float, ...]:
     """``values`` as n floats; one value is repeated for every joint."""
     values = tuple(float(v) for v in values)
     if len(values) == 1 and n != 1:
         values = values * n
     if len(values) != n:
-        raise ValueError(f'{name} has {len(values)} values, joint_names has {n}')
+        raise ConfigError(f'{name} has {len(values)} values, joint_names has {n}')
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f'{name} has values that are not finite: {values}')
+        raise ConfigError(f'{name} has values that are not finite: {values}')
     return values
 
 
@@ -98,7 +118,7 @@ class DemonstratorConfig:
         names = tuple(str(n) for n in self.joint_names)
         n = len(names)
         if n == 0 or len(set(names)) != n:
-            raise ValueError(f'joint_names must be non-empty and unique: {names}')
+            raise ConfigError(f'joint_names must be non-empty and unique: {names}')
         set_ = object.__setattr__
         set_(self, 'joint_names', names)
         for name in ('lower_limits', 'upper_limits', 'home', 'start_range_rad',
@@ -116,41 +136,41 @@ class DemonstratorConfig:
     def _validate(self) -> None:
         lower, upper = self.safe_lower, self.safe_upper
         if self.limit_margin_rad < 0 or not (lower < upper).all():
-            raise ValueError('every lower limit + limit_margin_rad must be below the upper '
+            raise ConfigError('every lower limit + limit_margin_rad must be below the upper '
                              'limit - limit_margin_rad')
         if not ((lower <= self.home_array) & (self.home_array <= upper)).all():
-            raise ValueError(f'home {self.home} is not inside the limits minus the margin')
+            raise ConfigError(f'home {self.home} is not inside the limits minus the margin')
         positive = {'wave_period_s': self.wave_period_s, 'wave_entry_s': self.wave_entry_s,
                     'reach_speed_rad_s': self.reach_speed_rad_s}
         for name, value in positive.items():
             if not value > 0:
-                raise ValueError(f'{name} must be > 0, got {value}')
+                raise ConfigError(f'{name} must be > 0, got {value}')
         non_negative = {'reach_base_s': self.reach_base_s, 'reach_hold_s': self.reach_hold_s,
                         'wave_cycles': self.wave_cycles, 'drive_noise_rad': self.drive_noise_rad}
         for name, value in non_negative.items():
             if not value >= 0:
-                raise ValueError(f'{name} must be >= 0, got {value}')
+                raise ConfigError(f'{name} must be >= 0, got {value}')
         if self.reaches_per_episode < 1:
-            raise ValueError(f'reaches_per_episode must be >= 1, got {self.reaches_per_episode}')
+            raise ConfigError(f'reaches_per_episode must be >= 1, got {self.reaches_per_episode}')
         if not self.drive_noise_hz > NOISE_MIN_HZ:
-            raise ValueError(f'drive_noise_hz must be > {NOISE_MIN_HZ}, got '
+            raise ConfigError(f'drive_noise_hz must be > {NOISE_MIN_HZ}, got '
                              f'{self.drive_noise_hz}')
         for name in ('wave_period_jitter', 'wave_amplitude_jitter', 'reach_duration_jitter'):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)}')
+                raise ConfigError(f'{name} must be in [0, 1), got {getattr(self, name)}')
         if (np.asarray(self.start_range_rad) < 0).any():
-            raise ValueError('start_range_rad must be >= 0')
+            raise ConfigError('start_range_rad must be >= 0')
         reach = np.asarray(self.reach_goal_lower), np.asarray(self.reach_goal_upper)
         if not (reach[0] <= reach[1]).all():
-            raise ValueError('reach_goal_lower must be <= reach_goal_upper')
+            raise ConfigError('reach_goal_lower must be <= reach_goal_upper')
         if not ((reach[1] >= lower) & (reach[0] <= upper)).all():
-            raise ValueError('the reach goal box does not overlap the limits minus the margin')
+            raise ConfigError('the reach goal box does not overlap the limits minus the margin')
         reach_max = np.abs(self.wave_amplitudes_rad) * (1.0 + self.wave_amplitude_jitter)
         center = np.asarray(self.wave_center)
         outside = (center - reach_max < lower) | (center + reach_max > upper)
         if outside.any():
             joints = [j for j, o in zip(self.joint_names, outside) if o]
-            raise ValueError(f'the wave (center +- amplitude * (1 + wave_amplitude_jitter)) '
+            raise ConfigError(f'the wave (center +- amplitude * (1 + wave_amplitude_jitter)) '
                              f'leaves the limits minus the margin for {joints}')
 
     @property
@@ -186,7 +206,7 @@ def min_jerk(start, goal, duration_s, t) -> tuple[np.ndarray, np.ndarray]:
     """
     duration_s = np.asarray(duration_s, np.float64)
     if not (duration_s > 0).all():
-        raise ValueError(f'duration_s must be > 0, got {duration_s}')
+        raise ConfigError(f'duration_s must be > 0, got {duration_s}')
     start, goal = np.asarray(start, np.float64), np.asarray(goal, np.float64)
     t = np.asarray(t, np.float64)
     s, ds, _ = min_jerk_profile(t / duration_s)
@@ -386,7 +406,7 @@ def reference_cycle(config: DemonstratorConfig | None = None,
     """
     config = config or DemonstratorConfig()
     if n_samples < 1:
-        raise ValueError(f'n_samples must be >= 1, got {n_samples}')
+        raise ConfigError(f'n_samples must be >= 1, got {n_samples}')
     period = nominal_period(config)
     t = np.arange(n_samples) * (period / n_samples)
     omega = 2.0 * math.pi / period

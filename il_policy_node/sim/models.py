@@ -16,12 +16,15 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from il_policy_node.errors import SimError
+from il_policy_node.runtime.robot import RobotJoints
+
 MODELS_DIR = Path(__file__).resolve().parent / 'models'
 VELOCITY_LIMITS = 'velocity_limits'
 HOME_KEY = 'home'
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(SimError):
     """No model of that name in il_policy_node/sim/models."""
 
 
@@ -70,13 +73,13 @@ def actuated_joints(name: str, model: mujoco.MjModel) -> list[int]:
     movable = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
     for actuator in range(model.nu):
         if int(model.actuator_trntype[actuator]) != int(mujoco.mjtTrn.mjTRN_JOINT):
-            raise ValueError(f'robot model {name!r}: actuator {actuator} does not act on a joint')
+            raise SimError(f'robot model {name!r}: actuator {actuator} does not act on a joint')
         joint = int(model.actuator_trnid[actuator, 0])
         if int(model.jnt_type[joint]) not in movable:
-            raise ValueError(f'robot model {name!r}: actuator {actuator} drives a joint that is '
+            raise SimError(f'robot model {name!r}: actuator {actuator} drives a joint that is '
                              'neither hinge nor slide')
         if joint in joints:
-            raise ValueError(f'robot model {name!r}: two actuators drive joint '
+            raise SimError(f'robot model {name!r}: two actuators drive joint '
                              f'{mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, joint)!r}')
         joints.append(joint)
     return joints
@@ -86,18 +89,18 @@ def info_from_mujoco(name: str, model: mujoco.MjModel) -> RobotModelInfo:
     """The metadata of an already loaded model (see the module docstring for the sources)."""
     joints = actuated_joints(name, model)
     if not joints:
-        raise ValueError(f'robot model {name!r} has no actuated joints')
+        raise SimError(f'robot model {name!r} has no actuated joints')
     names = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in joints)
     limited = model.jnt_limited[joints].astype(bool)
     lower = np.where(limited, model.jnt_range[joints, 0], -np.inf)
     upper = np.where(limited, model.jnt_range[joints, 1], np.inf)
     numeric = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_NUMERIC, VELOCITY_LIMITS)
     if numeric < 0:
-        raise ValueError(f'robot model {name!r}: no <numeric name="{VELOCITY_LIMITS}">')
+        raise SimError(f'robot model {name!r}: no <numeric name="{VELOCITY_LIMITS}">')
     start, size = model.numeric_adr[numeric], model.numeric_size[numeric]
     velocity = model.numeric_data[start:start + size]
     if size != len(joints):
-        raise ValueError(f'robot model {name!r}: {VELOCITY_LIMITS} has {size} values for '
+        raise SimError(f'robot model {name!r}: {VELOCITY_LIMITS} has {size} values for '
                          f'{len(joints)} actuated joints')
     qpos = model.qpos0
     key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
@@ -118,3 +121,10 @@ def load_model(name: str) -> mujoco.MjModel:
 def model_info(name: str) -> RobotModelInfo:
     """The metadata of model ``name``, read from its MJCF."""
     return info_from_mujoco(name, load_model(name))
+
+
+def robot_joints(name: str) -> RobotJoints:
+    """Model ``name``'s actuated joints (actuator order) with their limits."""
+    info = model_info(name)
+    return RobotJoints(f'model {name}', info.joint_names, info.lower_limits, info.upper_limits,
+                       info.velocity_limits)

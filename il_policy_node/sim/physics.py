@@ -22,6 +22,7 @@ from typing import Sequence
 import mujoco
 import numpy as np
 
+from il_policy_node.errors import SimError
 from il_policy_node.sim.models import RobotModelInfo, actuated_joints, info_from_mujoco, load_model
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryFollower
 
@@ -43,7 +44,7 @@ class RobotSimulation:
     def __init__(self, model: str = 'arm6', *, seed: int = 0,
                  position_noise_std: float = 0.0) -> None:
         if not position_noise_std >= 0.0:
-            raise ValueError(f'position_noise_std must be >= 0, got {position_noise_std}')
+            raise SimError(f'position_noise_std must be >= 0, got {position_noise_std}')
         self.model = load_model(model)
         self.data = mujoco.MjData(self.model)
         self.info: RobotModelInfo = info_from_mujoco(model, self.model)
@@ -55,7 +56,7 @@ class RobotSimulation:
         self._upper = np.array(self.info.upper_limits)
         kp = self.model.actuator_gainprm[:, 0]
         if (kp <= 0).any() or (self.model.actuator_biasprm[:, 1] != -kp).any():
-            raise ValueError(f'robot model {model!r}: every actuator must be a position '
+            raise SimError(f'robot model {model!r}: every actuator must be a position '
                              'actuator (kp > 0)')
         self._feedforward = -self.model.actuator_biasprm[:, 2] / kp      # kv / kp
         self.follower = TrajectoryFollower(self.joint_names, self.info.home,
@@ -91,7 +92,7 @@ class RobotSimulation:
         v = np.zeros(n) if velocities is None else np.array(velocities, np.float64)
         if q.shape != (n,) or v.shape != (n,) or not (np.isfinite(q).all()
                                                        and np.isfinite(v).all()):
-            raise ValueError(f'reset needs {n} finite positions (and velocities) for '
+            raise SimError(f'reset needs {n} finite positions (and velocities) for '
                              f'{", ".join(self.joint_names)}')
         now = self.data.time
         mujoco.mj_resetData(self.model, self.data)

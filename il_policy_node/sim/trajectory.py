@@ -28,8 +28,10 @@ from typing import Sequence
 
 import numpy as np
 
+from il_policy_node.errors import SimError
 
-class TrajectoryRejected(ValueError):
+
+class TrajectoryRejected(SimError):
     """A command the controller refuses; ``str(exc)`` is the reason."""
 
 
@@ -61,7 +63,7 @@ class TrajectoryFollower:
         self.joint_names = tuple(joint_names)
         n = len(self.joint_names)
         if n == 0 or len(set(self.joint_names)) != n:
-            raise ValueError('joint_names must be non-empty and unique')
+            raise SimError('joint_names must be non-empty and unique')
         self._index = {name: i for i, name in enumerate(self.joint_names)}
         self._lower = self._limit(lower_limits, -np.inf, 'lower_limits')
         self._upper = self._limit(upper_limits, np.inf, 'upper_limits')
@@ -75,7 +77,7 @@ class TrajectoryFollower:
             return np.full(len(self.joint_names), default)
         array = np.asarray(values, np.float64)
         if array.shape != (len(self.joint_names),):
-            raise ValueError(f'{what} has {array.size} values for {len(self.joint_names)} '
+            raise SimError(f'{what} has {array.size} values for {len(self.joint_names)} '
                              'joints')
         return array
 
@@ -84,7 +86,7 @@ class TrajectoryFollower:
         """Hold ``positions`` (desired velocity zero); any trajectory is dropped."""
         array = np.asarray(positions, np.float64)
         if array.shape != (len(self.joint_names),) or not np.isfinite(array).all():
-            raise ValueError(f'need {len(self.joint_names)} finite positions, got {positions!r}')
+            raise SimError(f'need {len(self.joint_names)} finite positions, got {positions!r}')
         self._hold(array)
 
     def _hold(self, positions: np.ndarray) -> None:

@@ -1,1 +1,0 @@
-"""ROS-free core: artifact, observation, runtime, safety and timing. Never imports rclpy."""

@@ -1,0 +1,1 @@
+"""Datasets: bags -> aligned episodes -> one dataset directory; reading and summarizing it."""

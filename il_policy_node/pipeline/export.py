@@ -1,0 +1,110 @@
+"""Export a trained run as the policy artifact (runtime/artifact.py is the contract).
+
+``export_run``: a run directory's checkpoint -> ``policy.pt``: the run's Policy (processor +
+network, as trained) scripted, frozen, checked against the eager module on validation
+observations, and written atomically with its metadata and sha256 sidecar.
+``export_policy``: any module mapping raw observations to ``[B, H, A]`` targets.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from il_policy_node.errors import PipelineError, PolicyArtifactError
+from il_policy_node.files import atomic_file, atomic_write, file_sha256
+from il_policy_node.formats import POLICY_METADATA_FILE
+from il_policy_node.pipeline.dataset.format import Dataset, load_dataset
+from il_policy_node.pipeline.training.run_dir import load_run
+from il_policy_node.pipeline.training.windows import window_indices
+from il_policy_node.runtime.artifact import (
+    PolicyMetadata,
+    checksum_path,
+    load_policy,
+    quiet_torchscript,
+)
+
+_log = logging.getLogger(__name__)
+
+CHECK_ATOL = 1e-5
+MAX_CHECK_INPUTS = 2048
+
+
+def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata, *,
+                  check_inputs: np.ndarray | None = None, atol: float = CHECK_ATOL) -> Path:
+    """Script, freeze and write ``policy`` (raw ``[B, obs]`` -> ``[B, H, A]``); return the path.
+
+    Before the file is published (atomically, with its sha256 sidecar), the scripted module
+    is compared with the eager one on ``check_inputs`` (raw observations; random ones when not
+    given): max abs diff <= atol. The written file must pass the runtime's own loader.
+    """
+    path = Path(path)
+    obs_size = metadata.observation.size
+    policy = policy.cpu().eval()
+    with quiet_torchscript():
+        scripted = torch.jit.freeze(torch.jit.script(policy))
+    inputs = torch.as_tensor(
+        np.random.default_rng(0).normal(size=(16, obs_size)) if check_inputs is None
+        else check_inputs, dtype=torch.float32).reshape(-1, obs_size)
+    with torch.inference_mode():
+        eager, exported = policy(inputs), scripted(inputs)
+    expected = (inputs.shape[0], metadata.action_horizon, metadata.action_size)
+    if tuple(eager.shape) != expected:
+        raise PolicyArtifactError(f'the policy gives {tuple(eager.shape)} for {inputs.shape[0]} '
+                                  f'observations of {obs_size}, the metadata says {expected}')
+    diff = float((eager - exported).abs().nan_to_num(0.0).max()) if inputs.numel() else 0.0
+    if diff > atol:
+        raise PolicyArtifactError(f'exported module differs from the eager model by {diff:.3g} '
+                                  f'> {atol}')
+    with atomic_file(path) as stream, quiet_torchscript():
+        torch.jit.save(scripted, stream, _extra_files={POLICY_METADATA_FILE: metadata.to_json()})
+    atomic_write(checksum_path(path), f'{file_sha256(path)}  {path.name}\n')
+    load_policy(path)
+    _log.info('exported policy to %s (max abs diff vs eager %.2g)', path, diff)
+    return path
+
+
+def validation_observations(dataset: Dataset, history: int,
+                            limit: int = MAX_CHECK_INPUTS) -> np.ndarray:
+    """Stacked observations of validation rows (training rows when there is no validation)."""
+    episodes = dataset.episodes('val') or dataset.episodes('train')
+    if not episodes:
+        raise PipelineError(f'{dataset.path}: the dataset has no rows')
+    index, _ = window_indices([e['start'] for _, e in episodes],
+                              [e['length'] for _, e in episodes], history, 1)
+    stacked = dataset.observations[index].reshape(len(index), -1)
+    if len(stacked) > limit:
+        stacked = stacked[np.linspace(0, len(stacked) - 1, limit).astype(int)]
+    return stacked.astype(np.float32)
+
+
+def export_run(run_dir: str | Path, output: str | Path, *,
+               dataset_dir: str | Path | None = None, checkpoint: str = 'best',
+               extra_metadata: Mapping[str, Any] | None = None) -> Path:
+    """Export a run's checkpoint (``best`` or ``last``) as the artifact ``output`` (+ .sha256).
+
+    The run's dataset (``dataset_dir`` when it moved) gives the validation observations the
+    scripted module is checked on; it must be the dataset the run was trained on.
+    """
+    run = load_run(run_dir, checkpoint=checkpoint)
+    description = run.description
+    dataset = load_dataset(dataset_dir or description.dataset)
+    if dataset.fingerprint != description.dataset_fingerprint:
+        raise PipelineError(f'{dataset.path}: fingerprint {dataset.fingerprint} differs from '
+                            f'the one the run was trained on ({description.dataset_fingerprint})'
+                            '; the dataset was rebuilt')
+    train = description.train
+    metadata = PolicyMetadata(
+        joint_names=description.action_joints, observation=description.observation,
+        action_horizon=train.horizon, control_rate_hz=description.control_rate_hz,
+        dataset_fingerprint=description.dataset_fingerprint,
+        extra={'run': str(Path(run_dir).resolve()), 'dataset': str(dataset.path),
+               'checkpoint': checkpoint, 'epoch': run.epoch, 'seed': train.seed,
+               'network': dict(description.network),
+               **train.layout_options(), **(extra_metadata or {})})
+    return export_policy(run.policy, output, metadata,
+                         check_inputs=validation_observations(dataset, train.history))
