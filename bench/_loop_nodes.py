@@ -21,9 +21,9 @@ from rclpy.node import Node
 from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import JointState
 
-from il_policy_node.core.timing import LoopStats
 from il_policy_node.nodes.policy_node import PolicyNode
 from il_policy_node.ros.qos import COMMAND_QOS, JOINT_STATE_QOS
+from il_policy_node.runtime.timing import LoopStats
 
 SPIN_TIMEOUT_S = 0.1
 

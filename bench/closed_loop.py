@@ -3,7 +3,7 @@
 Runs il_policy_node.demo: for each task, N demonstrations recorded over DDS (sim_robot,
 demonstrator, demo_recorder), il-policy dataset build / train / export, then the demonstrator
 (reference) and policy_node (policy) on the same --rollouts held-out start poses (and goals),
-all recorded and scored by core/closed_loop.py. The demonstrator's figures are the reference
+all recorded and scored by demo/scoring.py. The demonstrator's figures are the reference
 the policy is compared with. Goal: success >= 90 % per task over 20 held-out starts.
 Progress goes to stderr; the last stdout line is one JSON object.
 

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from il_policy_node.core.artifact import load_policy
-from il_policy_node.core.export import export_policy
-from il_policy_node.core.models import seed_mlp
-from il_policy_node.core.observation import ObservationSpec
-from il_policy_node.core.timing import Percentiles
+from il_policy_node.pipeline.export import export_policy, raw_policy
+from il_policy_node.policies.mlp import seed_mlp
 from il_policy_node.ros.local_graph import ros_args, spawn, stop
+from il_policy_node.runtime.artifact import PolicyMetadata, load_policy
+from il_policy_node.runtime.observation import ObservationSpec
+from il_policy_node.runtime.timing import Percentiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._graph import bench_graph  # noqa: E402
@@ -44,10 +44,12 @@ STRICT_MAX_RATE_HZ = 500.0  # the full goal set applies up to this rate
 def export_mlp(path: Path, rate_hz: float) -> Path:
     """The seed MLP for 30 joints (positions + velocities in, positions out)."""
     torch.manual_seed(0)
-    model = seed_mlp(2 * len(JOINTS), len(JOINTS))
-    return export_policy(model, path, joint_names=JOINTS,
-                         observation=ObservationSpec(joints=tuple(JOINTS)), action_horizon=1,
-                         control_rate_hz=rate_hz, dataset_fingerprint='bench')
+    metadata = PolicyMetadata(joint_names=tuple(JOINTS),
+                              observation=ObservationSpec(joints=tuple(JOINTS)),
+                              action_horizon=1, control_rate_hz=rate_hz,
+                              dataset_fingerprint='bench')
+    network = seed_mlp(2 * len(JOINTS), len(JOINTS))
+    return export_policy(raw_policy(network, metadata), path, metadata)
 
 
 def raw_forward_us(path: Path, *, iterations: int, pause_s: float = 0.0) -> Percentiles:

@@ -25,7 +25,8 @@ from rosbags.typesys import Stores, get_typestore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from il_policy_node.core.dataset import DatasetConfig, build_dataset  # noqa: E402
+from il_policy_node.pipeline.dataset.build import build_dataset  # noqa: E402
+from il_policy_node.pipeline.dataset.config import DatasetConfig  # noqa: E402
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 JOINTS = [f'joint_{i}' for i in range(30)]

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._graph import bench_graph  # noqa: E402
 from bench._recorder_nodes import SEQ_SLICE, TYPE_NAMES, stamp_ns  # noqa: E402
-from il_policy_node.core.recording import RECORDING_DEPTH  # noqa: E402
+from il_policy_node.recording.qos import RECORDING_DEPTH  # noqa: E402
 from il_policy_node.ros.local_graph import ros_args, spawn, stop  # noqa: E402
 
 TOPICS = {'joint_states': '/joint_states', 'joint_trajectory': '/joint_trajectory'}

@@ -2,9 +2,10 @@
 
 The seed MLP (60 -> 256 -> 256 -> 30: 30 joints, positions and velocities, k = H = 1) with
 Adam lr 1e-3 and MSE. A synthetic dataset in the contract format is written to a temporary
-directory. The floor is a bare loop over the same normalized in-memory tensors (one randperm
-per pass, index, forward, backward, step), timed before and after our run (their mean is the
-floor). Ours is core/train.py train() on that dataset, sized to take about half of --seconds:
+directory. The floor is a bare loop over the same rows normalized once in advance by the run's
+processor (one randperm per pass, index, forward, backward, step), timed before and after our
+run (their mean is the floor). Ours is pipeline/training train() on that dataset (raw batches
+through the processor each step), sized to take about half of --seconds:
 samples_per_s counts the training rows of every epoch over the epochs' own time (training steps
 and the validation pass, as in metrics.csv); samples_per_s_end_to_end over the whole train()
 call (loading, checkpoints, TensorBoard, loss plot). Progress goes to stderr; the last stdout
@@ -24,12 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from il_policy_node.core.models import seed_mlp
-from il_policy_node.core.train import TrainConfig, train
-from il_policy_node.core.training_data import load_windows
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from test.support.training_data import write_dataset  # noqa: E402
+from il_policy_node.pipeline.dataset.format import load_dataset, write_dataset
+from il_policy_node.pipeline.training.config import TrainConfig
+from il_policy_node.pipeline.training.loop import train
+from il_policy_node.pipeline.training.windows import fit_processor, load_windows
+from il_policy_node.policies.mlp import seed_mlp
+from il_policy_node.policies.processor import ProcessorLayout
+from il_policy_node.policies.statistics import Statistics
 
 JOINTS = 30
 BATCH = 256
@@ -50,11 +52,40 @@ def synthetic_dataset(path: Path, rows: int) -> Path:
         pos.append(q[:-1])
         vel.append(np.gradient(q, 0.01, axis=0)[:-1])
         act.append(q[1:])
-    obs = np.concatenate([np.concatenate(pos), np.concatenate(vel)], axis=1)
-    return write_dataset(path, lengths=(length,) * episodes,
-                         val=tuple(range(0, episodes, VAL_EVERY)), obs=obs,
-                         actions=np.concatenate(act),
-                         joints=[f'joint_{j:02d}' for j in range(JOINTS)])
+    obs = np.concatenate([np.concatenate(pos), np.concatenate(vel)], axis=1).astype(np.float32)
+    actions = np.concatenate(act).astype(np.float32)
+    splits = ['val' if e % VAL_EVERY == 0 else 'train' for e in range(episodes)]
+    train_rows = np.concatenate([np.arange(e * length, (e + 1) * length)
+                                 for e in range(episodes) if splits[e] == 'train'])
+    joints = [f'joint_{j:02d}' for j in range(JOINTS)]
+    manifest = {
+        'created': '2026-01-01T00:00:00Z', 'control_rate_hz': 100.0, 'config': {},
+        'observation': {'topic': '/joint_states', 'joints': joints,
+                        'fields': ['position', 'velocity'], 'extra': []},
+        'action': {'joints': joints, 'source': 'future_state', 'topic': None,
+                   'future_steps': 1},
+        'timestamps': 'header', 'fingerprint': '0123456789abcdef',
+        'stats': {'observation': Statistics.of(obs[train_rows]).to_dict(),
+                  'action': Statistics.of(actions[train_rows]).to_dict()},
+        'episodes': [{'name': f'episode_{e:04d}', 'bag': '', 'bag_fingerprint': '',
+                      'split': splits[e], 'start': e * length, 'length': length,
+                      'duration_s': (length - 1) / 100.0, 'success': True, 'task': None,
+                      'segment': 0} for e in range(episodes)],
+        'skipped': [], 'splits': {'seed': 0, 'val_fraction': 1 / VAL_EVERY}}
+    arrays = {'observations': obs, 'actions': actions,
+              'episode': np.repeat(np.arange(episodes), length).astype(np.int32),
+              'time': np.tile(np.arange(length) / 100.0, episodes)}
+    return write_dataset(path, manifest, arrays)
+
+
+def normalized_rows(path: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The training rows as the network sees them (inputs, targets), normalized once."""
+    dataset = load_dataset(path)
+    data = load_windows(dataset, history=1, horizon=1)
+    processor = fit_processor(dataset, data, ProcessorLayout.plan(
+        dataset.observation_spec(), dataset.action_joints))
+    obs, chunk = data.batch(data.splits['train'])
+    return processor.encode(obs), processor.targets(chunk, obs), int(obs.shape[0])
 
 
 def floor_loop(obs: torch.Tensor, act: torch.Tensor, seconds: float) -> float:
@@ -86,14 +117,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix='bench_train_') as tmp:
         tmp = Path(tmp)
-        probe = synthetic_dataset(tmp / 'probe', 20_000)
-        data, _ = load_windows(probe, history=1, horizon=1)
-        rate = floor_loop(*data.batch(data.splits['train']), min(2.0, args.seconds / 10))
+        probe, probe_targets, _ = normalized_rows(synthetic_dataset(tmp / 'probe', 20_000))
+        rate = floor_loop(probe, probe_targets, min(2.0, args.seconds / 10))
         train_rows = max(BATCH * 4, int(rate * args.seconds / 2 / EPOCHS))
         dataset = synthetic_dataset(tmp / 'ds', int(train_rows * VAL_EVERY / (VAL_EVERY - 1)))
-        data, _ = load_windows(dataset, history=1, horizon=1)
-        n_train = int(data.splits['train'].shape[0])
-        obs, act = data.batch(data.splits['train'])  # the floor's tensors: same rows, gathered
+        obs, act, n_train = normalized_rows(dataset)   # the floor's tensors: the same rows
         floor_before = floor_loop(obs, act, args.seconds / 4)
         print(f'floor: {floor_before:.0f} samples/s', file=sys.stderr)
         config = TrainConfig(batch_size=BATCH, epochs=EPOCHS, patience=0, device='cpu')

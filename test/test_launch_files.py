@@ -402,7 +402,7 @@ def test_recorder_yaml_lists_exactly_the_node_parameters():
 def test_recorder_yaml_scalars_are_the_defaults_and_the_example_is_valid():
     from rclpy.parameter import Parameter
 
-    from il_policy_node.core.recording import RecorderConfig
+    from il_policy_node.recording.config import RecorderConfig
     values = _recorder_yaml()
     for spec in _recorder_parameters():
         value = values[spec.name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from il_policy_node.errors import MocapError
 from il_policy_node.mocap.bvh import BvhClip, BvhJoint
 
 ROTATION = ('Zrotation', 'Xrotation', 'Yrotation')
@@ -83,7 +84,7 @@ def wave_clip(*, duration_s: float = 4.0, rate_hz: float = 60.0, tempo_hz: float
               amplitude: float = 1.0, seed: int = 0) -> BvhClip:
     """The wave as a BVH clip at ``rate_hz`` (write it with bvh.write_bvh)."""
     if not (duration_s > 0 and rate_hz > 0):
-        raise ValueError(f'duration_s and rate_hz must be > 0, got {duration_s}, {rate_hz}')
+        raise MocapError(f'duration_s and rate_hz must be > 0, got {duration_s}, {rate_hz}')
     times = np.arange(int(round(duration_s * rate_hz)) + 1) / rate_hz
     q = wave_angles(times, tempo_hz=tempo_hz, amplitude=amplitude, seed=seed)
 

@@ -21,6 +21,7 @@ from il_policy_node.formats import POLICY_METADATA_FILE
 from il_policy_node.pipeline.dataset.format import Dataset, load_dataset
 from il_policy_node.pipeline.training.run_dir import load_run
 from il_policy_node.pipeline.training.windows import window_indices
+from il_policy_node.policies.processor import Policy, Processor, ProcessorLayout
 from il_policy_node.runtime.artifact import (
     PolicyMetadata,
     checksum_path,
@@ -62,10 +63,28 @@ def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata,
                                   f'> {atol}')
     with atomic_file(path) as stream, quiet_torchscript():
         torch.jit.save(scripted, stream, _extra_files={POLICY_METADATA_FILE: metadata.to_json()})
-    atomic_write(checksum_path(path), f'{file_sha256(path)}  {path.name}\n')
+    write_checksum(path)
     load_policy(path)
     _log.info('exported policy to %s (max abs diff vs eager %.2g)', path, diff)
     return path
+
+
+def write_checksum(path: Path) -> str:
+    """Write ``<path>.sha256`` in sha256sum format; return the hex digest."""
+    digest = file_sha256(path)
+    atomic_write(checksum_path(path), f'{digest}  {path.name}\n')
+    return digest
+
+
+def raw_policy(network: nn.Module, metadata: PolicyMetadata) -> Policy:
+    """``network`` on raw observations (an identity processor): ``[B, obs] -> [B, H, A]``.
+
+    For networks whose weights were not trained on normalized data (benchmarks, tests).
+    """
+    spec = metadata.observation
+    layout = ProcessorLayout(frame_size=spec.frame_size, history=spec.history)
+    return Policy(Processor(layout, horizon=metadata.action_horizon,
+                            action_size=metadata.action_size), network)
 
 
 def validation_observations(dataset: Dataset, history: int,

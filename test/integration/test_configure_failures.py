@@ -8,13 +8,10 @@ from pathlib import Path
 
 import torch
 
-from il_policy_node.core.artifact import (
-    METADATA_FILE,
-    PolicyMetadata,
-    checksum_path,
-    write_checksum,
-)
-from il_policy_node.core.observation import ObservationSpec
+from il_policy_node.formats import POLICY_METADATA_FILE as METADATA_FILE
+from il_policy_node.pipeline.export import write_checksum
+from il_policy_node.runtime.artifact import PolicyMetadata, checksum_path
+from il_policy_node.runtime.observation import ObservationSpec
 from test.support.graph import JOINTS, policy_params, wait_until
 from test.support.policies import ConstantPolicy, export, mlp
 

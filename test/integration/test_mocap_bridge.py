@@ -235,7 +235,7 @@ def test_mocap_bridge_yaml_lists_exactly_the_node_parameters_with_their_defaults
 
 
 def test_the_default_map_is_the_package_one():
-    from il_policy_node.nodes.mocap_bridge_node import default_retarget_map
-    assert default_retarget_map('humanoid_upper').read_text() == MAP.read_text()
-    with pytest.raises(ValueError, match=r'no_such_model\.yaml.*set retarget_map'):
-        default_retarget_map('no_such_model')
+    from il_policy_node.mocap.retarget import RetargetError, package_map
+    assert package_map('humanoid_upper').read_text() == MAP.read_text()
+    with pytest.raises(RetargetError, match=r'no_such_model\.yaml.*give one'):
+        package_map('no_such_model')

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 
-from il_policy_node.core.bags import find_bags
 from il_policy_node.demo import COMMAND_TOPIC, Settings, load_run, run_demo
+from il_policy_node.pipeline.bags import find_bags
 
 
 def test_every_stage_leaves_its_output_and_the_policy_moves_the_robot(tmp_path):

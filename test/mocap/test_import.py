@@ -1,4 +1,5 @@
 """il-policy mocap import: BVH clips -> recorder-layout bags the dataset builder takes."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,23 +12,22 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
-from il_policy_node.core.bags import bag_metadata, read_topics, typestore
-from il_policy_node.core.dataset import DatasetConfig, build_dataset, load_dataset
-from il_policy_node.core.recording import MARKER, Session
+from il_policy_node.errors import ConfigError
+from il_policy_node.formats import RECORDING_MARKER as MARKER
 from il_policy_node.mocap import importer
 from il_policy_node.mocap.bvh import BvhClip, load_bvh, write_bvh
-from il_policy_node.mocap.importer import (
-    FAILED,
-    IMPORTED,
-    METADATA_KEYS,
-    SKIPPED,
-    ImportConfig,
-    MocapImportError,
-    import_clips,
-)
+from il_policy_node.mocap.importer import FAILED, IMPORTED, SKIPPED, ImportConfig, import_clips
 from il_policy_node.mocap.retarget import RetargetError, load_retarget_map, retarget
 from il_policy_node.mocap.synthetic import skeleton, wave_clip
-from il_policy_node.sim.models import model_info
+from il_policy_node.pipeline.bag_decoding import typestore
+from il_policy_node.pipeline.bags import bag_metadata, read_topics
+from il_policy_node.pipeline.dataset.build import build_dataset
+from il_policy_node.pipeline.dataset.config import DatasetConfig
+from il_policy_node.pipeline.dataset.format import load_dataset
+from il_policy_node.recording.metadata import MocapClip
+from il_policy_node.recording.session import Session
+from il_policy_node.runtime.robot import RobotJoints
+from il_policy_node.sim.models import model_info, robot_joints
 
 ROOT = Path(__file__).resolve().parents[2]
 MAP = ROOT / 'config' / 'retarget' / 'humanoid_upper.yaml'
@@ -36,6 +36,7 @@ START_S = 1_700_000_000.25
 RECORDER_KEYS = ('task', 'operator', 'success', 'episode_index', 'start_wall_time',
                  'stop_wall_time', 'stop_reason', 'lost_counts', 'recorder', 'message_counts')
 EFFECTORS = ('head', 'left_hand', 'right_hand')
+METADATA_KEYS = tuple(f'mocap_{f.name}' for f in dataclasses.fields(MocapClip))
 
 
 def write_waves(folder: Path, count: int, duration_s: float = 2.0) -> list[Path]:
@@ -52,8 +53,14 @@ def write_waves(folder: Path, count: int, duration_s: float = 2.0) -> list[Path]
 
 def config(tmp_path: Path, **changes) -> ImportConfig:
     values = {'map_path': MAP, 'output_dir': tmp_path / 'demos', 'task': 'wave',
-              'model': MODEL, 'start_time_s': START_S, **changes}
+              'robot': robot_joints(MODEL), 'start_time_s': START_S, **changes}
     return ImportConfig(**values)
+
+
+def urdf_robot(urdf: Path) -> RobotJoints:
+    """The map's joints with the URDF's limits, as il-policy mocap import --urdf makes it."""
+    return RobotJoints.from_urdf(urdf.read_text(), tuple(load_retarget_map(MAP).joints),
+                                 f'urdf {urdf}')
 
 
 def expected_motion(path: Path, map_path: Path = MAP):
@@ -285,12 +292,12 @@ def test_a_map_that_does_not_fit_the_robot_names_the_joints_and_writes_nothing(t
     map_path = tmp_path / 'map.yaml'
     map_path.write_text(yaml.safe_dump(content, sort_keys=False))
     clips = write_waves(tmp_path / 'clips', 1)
-    with pytest.raises(MocapImportError, match=r"no entry for robot joints \['head_yaw_joint'\]"
+    with pytest.raises(RetargetError, match=r"no entry for robot joints \['head_yaw_joint'\]"
                        r".*joints the robot does not have \['tail_joint'\]"):
         import_clips(clips, config=config(tmp_path, map_path=map_path))
     assert not (tmp_path / 'demos').exists()
     # without --model the map's joints are the robot's
-    result, = import_clips(clips, config=config(tmp_path, map_path=map_path, model=None)).results
+    result, = import_clips(clips, config=config(tmp_path, map_path=map_path, robot=None)).results
     assert result.status == IMPORTED and 'tail_joint' in read_bag(result.episode)[
         '/mocap/joint_command'][0][1].name
 
@@ -298,16 +305,16 @@ def test_a_map_that_does_not_fit_the_robot_names_the_joints_and_writes_nothing(t
 def test_limits_from_a_urdf_for_the_maps_joints(tmp_path):
     urdf = ROOT / 'il_policy_node' / 'sim' / 'models' / f'{MODEL}.urdf'
     clip, = write_waves(tmp_path / 'clips', 1)
-    result, = import_clips([clip], config=config(tmp_path, model=None, urdf=urdf)).results
+    result, = import_clips([clip], config=config(tmp_path, robot=urdf_robot(urdf))).results
     assert result.status == IMPORTED and not result.clamped
     custom = bag_metadata(result.episode)['custom_data']
     assert custom['mocap_robot'] == f'urdf {urdf}'
     assert json.loads(custom['mocap_joints']) == list(load_retarget_map(MAP).joints)
     stump = tmp_path / 'stump.urdf'
     stump.write_text(urdf.read_text().replace('name="head_yaw_joint"', 'name="neck_joint"'))
-    with pytest.raises(MocapImportError, match=r"joints \['head_yaw_joint'\] are not movable "
+    with pytest.raises(ConfigError, match=r"joints \['head_yaw_joint'\] are not movable "
                        'joints of .*stump.urdf'):
-        import_clips([clip], config=config(tmp_path, model=None, urdf=stump))
+        urdf_robot(stump)
 
 def test_a_bad_map_is_an_error_naming_the_file(tmp_path):
     map_path = tmp_path / 'map.yaml'
@@ -315,7 +322,7 @@ def test_a_bad_map_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(RetargetError, match=r"map\.yaml: joints\.q: unknown axis 'w'"):
         import_clips(write_waves(tmp_path / 'clips', 1), config=config(tmp_path,
                                                                        map_path=map_path))
-    with pytest.raises(MocapImportError, match='--command-topic'):
+    with pytest.raises(ConfigError, match='--command-topic'):
         import_clips([], config=config(tmp_path, command_topic='joint command'))
 
 

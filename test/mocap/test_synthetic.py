@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from il_policy_node.errors import MocapError
 from il_policy_node.mocap.bvh import load_bvh, write_bvh
 from il_policy_node.mocap.synthetic import HIPS_HEIGHT_CM, skeleton, wave_angles, wave_clip
 
@@ -44,7 +45,7 @@ def test_the_elbow_waves_at_the_tempo_with_the_amplitude():
 
 
 def test_bad_duration_or_rate_is_refused():
-    with pytest.raises(ValueError, match='must be > 0'):
+    with pytest.raises(MocapError, match='must be > 0'):
         wave_clip(duration_s=0.0)
-    with pytest.raises(ValueError, match='must be > 0'):
+    with pytest.raises(MocapError, match='must be > 0'):
         wave_clip(rate_hz=-30.0)

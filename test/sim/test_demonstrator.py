@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from il_policy_node.errors import ConfigError
 from il_policy_node.sim.demonstrator import (
     DemonstratorConfig,
     Episode,
@@ -57,7 +58,7 @@ def test_min_jerk_holds_outside_its_duration_and_is_vectorized():
     np.testing.assert_allclose(v, 0.0)
     scalar, _ = min_jerk(start, goal, 1.0, 0.3)
     assert scalar.shape == (2,)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         min_jerk(start, goal, 0.0, 0.5)
 
 
@@ -196,7 +197,7 @@ def test_several_reaches_per_episode_alternate_goals_and_new_starts():
     p, v = episode.sample(t)
     assert np.abs(np.diff(p, axis=0)).max() < 1e-3                  # continuous
     np.testing.assert_allclose(np.gradient(p, t, axis=0)[1:-1], v[1:-1], atol=2e-3)
-    with pytest.raises(ValueError, match='reaches_per_episode'):
+    with pytest.raises(ConfigError, match='reaches_per_episode'):
         DemonstratorConfig(reaches_per_episode=0)
 
 
@@ -280,7 +281,7 @@ def test_config_is_generic_in_the_joints_and_repeats_single_values():
     ({'drive_noise_hz': 0.1}, 'drive_noise_hz'),
 ])
 def test_bad_config_is_refused_with_a_message(overrides, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         DemonstratorConfig(**overrides)
 
 

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from il_policy_node.core.urdf import urdf_joint_limits
+from il_policy_node.errors import SimError
+from il_policy_node.runtime.urdf import urdf_joint_limits
 from il_policy_node.sim.models import (
     RobotModelInfo,
     UnknownModelError,
@@ -31,7 +32,7 @@ def test_unknown_model_is_named_in_the_error(name):
     with pytest.raises(UnknownModelError, match=f'unknown robot model {name!r}') as info:
         model_path(name)
     assert 'available: ' in str(info.value) and 'arm6' in str(info.value)
-    with pytest.raises(ValueError, match='unknown robot model'):
+    with pytest.raises(SimError, match='unknown robot model'):
         model_info(name)
 
 

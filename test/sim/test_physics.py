@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from il_policy_node.core.urdf import urdf_joint_limits
+from il_policy_node.errors import SimError
+from il_policy_node.runtime.urdf import urdf_joint_limits
 from il_policy_node.sim.models import UnknownModelError, urdf_path
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, TrajectoryRejected
@@ -110,7 +111,7 @@ def test_reset_teleports_clears_the_trajectory_and_keeps_time():
     np.testing.assert_allclose(sim.joint_states().positions, pose, atol=1e-3)
     sim.reset()
     np.testing.assert_allclose(sim.joint_states().positions, sim.info.home)
-    with pytest.raises(ValueError, match='6 finite positions'):
+    with pytest.raises(SimError, match='6 finite positions'):
         sim.reset([0.0] * 5)
 
 
@@ -162,5 +163,5 @@ def test_model_metadata_matches_the_urdf_limits():
 def test_bad_arguments():
     with pytest.raises(UnknownModelError, match="'nope'"):
         RobotSimulation('nope')
-    with pytest.raises(ValueError, match='position_noise_std'):
+    with pytest.raises(SimError, match='position_noise_std'):
         RobotSimulation('arm6', position_noise_std=-1.0)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from il_policy_node.errors import SimError
 from il_policy_node.sim.trajectory import (
     TrajectoryCommand,
     TrajectoryFollower,
@@ -218,9 +219,9 @@ def test_positions_without_limits_are_not_range_checked():
 
 
 def test_bad_construction_is_a_value_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(SimError):
         TrajectoryFollower(('a', 'a'), [0.0, 0.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(SimError):
         TrajectoryFollower(JOINTS, [0.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(SimError):
         TrajectoryFollower(JOINTS, [0.0, 0.0], lower_limits=[0.0])

@@ -7,9 +7,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from il_policy_node.core.export import export_policy
-from il_policy_node.core.models import seed_mlp
-from il_policy_node.core.observation import ObservationSpec
+from il_policy_node.pipeline.export import export_policy, raw_policy
+from il_policy_node.policies.mlp import seed_mlp
+from il_policy_node.runtime.artifact import PolicyMetadata
+from il_policy_node.runtime.observation import ObservationSpec
 
 
 class ConstantPolicy(nn.Module):
@@ -65,8 +66,12 @@ def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn
 
 def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
            horizon: int = 1, history: int = 1, extra: Sequence[dict] = ()) -> Path:
-    """Export ``model`` observing ``joints`` (positions, velocities) then ``extra`` inputs."""
+    """Export ``model`` (raw observations -> [B, H*A]) as a policy file.
+
+    It observes ``joints`` (positions, velocities), then the ``extra`` inputs.
+    """
     spec = ObservationSpec(joints=tuple(joints), history=history, extra=tuple(extra))
-    return export_policy(model, path, joint_names=list(joints), observation=spec,
-                         action_horizon=horizon, control_rate_hz=rate_hz,
-                         dataset_fingerprint='test')
+    metadata = PolicyMetadata(joint_names=tuple(joints), observation=spec,
+                              action_horizon=horizon, control_rate_hz=rate_hz,
+                              dataset_fingerprint='test')
+    return export_policy(raw_policy(model, metadata), path, metadata)

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from il_policy_node.core.safety import (
+from il_policy_node.errors import ConfigError
+from il_policy_node.runtime.safety import (
     Intervention,
     JointLimits,
     SafetyFilter,
@@ -42,11 +43,11 @@ def test_ramp_is_smooth_and_ends_at_one():
 
 
 def test_limits_are_validated():
-    with pytest.raises(ValueError, match='lower limit > upper limit'):
+    with pytest.raises(ConfigError, match='lower limit > upper limit'):
         JointLimits(lower=[1.0], upper=[0.0], max_velocity=[1.0])
-    with pytest.raises(ValueError, match='max_velocity'):
+    with pytest.raises(ConfigError, match='max_velocity'):
         JointLimits(lower=[0.0], upper=[1.0], max_velocity=[0.0])
-    with pytest.raises(ValueError, match='NaN'):
+    with pytest.raises(ConfigError, match='NaN'):
         JointLimits(lower=[np.nan], upper=[1.0], max_velocity=[1.0])
 
 

@@ -1,47 +1,46 @@
-"""core/evaluate.py: export_run round trip, the node's loader path, open-loop RMSE."""
+"""Export of a run (round trip, the node's loader path) and open-loop evaluation (RMSE)."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from il_policy_node.core.artifact import load_policy
-from il_policy_node.core.config import ConfigError, ControllerConfig
-from il_policy_node.core.controller import Mode, PolicyController
-from il_policy_node.core.evaluate import (
-    PipelineError,
-    evaluate_open_loop,
-    export_run,
-    load_dataset,
-)
-from il_policy_node.core.runtime import PolicyRuntime
-from il_policy_node.core.training_data import window_indices
-from test.support.pipeline import (
+from il_policy_node.errors import ConfigError, PipelineError
+from il_policy_node.pipeline.dataset.format import load_dataset
+from il_policy_node.pipeline.evaluate import evaluate_open_loop
+from il_policy_node.pipeline.export import export_run
+from il_policy_node.pipeline.training.run_dir import load_run
+from il_policy_node.pipeline.training.windows import window_indices
+from il_policy_node.runtime.artifact import load_policy
+from il_policy_node.runtime.chunks import ChunkOptions
+from il_policy_node.runtime.controller import Mode, PolicyController
+from il_policy_node.runtime.controller_config import ControllerConfig
+from il_policy_node.runtime.policy_runtime import PolicyRuntime
+from test.support.datasets import (
     JOINTS,
     OFFSETS,
     RATE_HZ,
+    offset_dataset,
     position_picker,
     random_mlp,
-    trajectory,
-    write_dataset,
+    sinusoids,
     write_run,
 )
 
 
 @pytest.fixture
 def dataset(tmp_path):
-    return write_dataset(tmp_path / 'dataset')
+    return offset_dataset(tmp_path / 'dataset')
 
 
 def _exported(tmp_path, dataset, *, history=2, horizon=3):
-    model = random_mlp(history, horizon)
-    run = write_run(tmp_path / 'run', dataset, model, history=history, horizon=horizon,
-                    hidden=[16])
-    return model, export_run(run, tmp_path / 'out' / 'policy.pt')
+    run = write_run(tmp_path / 'run', dataset, random_mlp(history, horizon), history=history,
+                    horizon=horizon, hidden=[16])
+    return load_run(run), export_run(run, tmp_path / 'out' / 'policy.pt')
 
 
 def test_export_round_trip_metadata_and_outputs(tmp_path, dataset):
-    model, path = _exported(tmp_path, dataset, history=2, horizon=3)
+    run, path = _exported(tmp_path, dataset, history=2, horizon=3)
     assert path.with_name('policy.pt.sha256').is_file()
     policy = load_policy(path)
     meta = policy.metadata
@@ -50,20 +49,13 @@ def test_export_round_trip_metadata_and_outputs(tmp_path, dataset):
     assert [f.value for f in meta.observation.fields] == ['position', 'velocity']
     assert meta.observation.history == 2 and meta.action_horizon == 3
     assert meta.control_rate_hz == RATE_HZ
-    assert meta.dataset_fingerprint == 'abcdef0123456789'
-
+    assert meta.dataset_fingerprint == '0123456789abcdef'
     data = load_dataset(dataset)
-    stats = data.manifest['stats']
     index, _ = window_indices([0], [60], 2, 1)
-    obs = data.observations[index].reshape(60, -1).astype(np.float32)
-    obs_mean = np.tile(stats['observation']['mean'], 2)
-    obs_std = np.tile(stats['observation']['std'], 2)
+    obs = torch.from_numpy(data.observations[index].reshape(60, -1).astype(np.float32))
     with torch.no_grad():
-        eager = model(torch.from_numpy(((obs - obs_mean) / obs_std).astype(np.float32)))
-        eager = eager.numpy().reshape(-1, 3, 2) * stats['action']['std'] + \
-            stats['action']['mean']
-        exported = policy.module(torch.from_numpy(obs)).numpy()
-    np.testing.assert_allclose(exported, eager, atol=1e-5)
+        np.testing.assert_allclose(policy.module(obs).numpy(), run.policy(obs).numpy(),
+                                   atol=1e-5)
 
 
 def test_export_check_inputs_pad_with_the_first_frame():
@@ -75,7 +67,7 @@ def test_export_check_inputs_pad_with_the_first_frame():
 
 def test_exported_policy_loads_in_the_policy_node_loader(tmp_path, dataset):
     _, path = _exported(tmp_path, dataset, history=2, horizon=3)
-    params = {'model_path': str(path), 'joint_names': ['j0'] + JOINTS,
+    params = {'model_path': str(path), 'joint_names': ['j0', *JOINTS],
               'control_rate_hz': RATE_HZ, 'state_timeout_s': 0.1, 'ramp_in_s': 0.0,
               'position_lower_limits': [-2.0] * 3, 'position_upper_limits': [2.0] * 3,
               'max_velocity_rad_s': [10.0]}
@@ -100,7 +92,7 @@ def test_exported_policy_loads_in_the_policy_node_loader(tmp_path, dataset):
 def test_eval_rmse_of_a_hand_set_model_is_analytic(tmp_path, frame_index):
     """Actions are position + OFFSETS; the model returns the position of one history frame."""
     history = 3
-    dataset = write_dataset(tmp_path / 'dataset', val=(1, 3), identity_stats=True)
+    dataset = offset_dataset(tmp_path / 'dataset', val=(1, 3), identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(history, frame_index),
                     history=history, horizon=1, hidden=[])
     path = export_run(run, tmp_path / 'policy.pt')
@@ -109,7 +101,7 @@ def test_eval_rmse_of_a_hand_set_model_is_analytic(tmp_path, frame_index):
     lag = history - 1 - frame_index  # frames between the one the model reads and the newest
     squared = []
     for e in (1, 3):
-        q, _ = trajectory(np.arange(60) / RATE_HZ, e)
+        q, _ = sinusoids(np.arange(60) / RATE_HZ, e)
         q = q.astype(np.float32).astype(np.float64)
         predicted = q[np.clip(np.arange(60) - lag, 0, None)]
         demonstrated = (q + OFFSETS).astype(np.float32)
@@ -118,7 +110,7 @@ def test_eval_rmse_of_a_hand_set_model_is_analytic(tmp_path, frame_index):
     if lag == 0:
         np.testing.assert_allclose(expected, np.abs(OFFSETS), atol=1e-6)
     np.testing.assert_allclose(result.rmse, expected, atol=1e-5)
-    assert result.joints == JOINTS and result.rows == 120
+    assert result.joints == list(JOINTS) and result.rows == 120
     assert result.episodes == ['episode_0001', 'episode_0003']
     assert sorted(p.name for p in result.plots) == ['episode_episode_0001.png',
                                                     'episode_episode_0003.png', 'rmse.png']
@@ -129,7 +121,7 @@ def test_eval_rmse_of_a_hand_set_model_is_analytic(tmp_path, frame_index):
 
 def test_eval_maps_joints_by_name(tmp_path):
     """A dataset listing the joints in another order gives the same RMSE per joint."""
-    dataset = write_dataset(tmp_path / 'dataset', identity_stats=True)
+    dataset = offset_dataset(tmp_path / 'dataset', identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(1, 0), history=1, horizon=1,
                     hidden=[])
     path = export_run(run, tmp_path / 'policy.pt')
@@ -152,7 +144,7 @@ def test_eval_maps_joints_by_name(tmp_path):
 def test_eval_with_action_chunks_runs_through_the_runtime(tmp_path, dataset):
     _, path = _exported(tmp_path, dataset, history=2, horizon=3)
     for execution in ('ensemble', 'chunk'):
-        result = evaluate_open_loop(path, dataset, execution=execution)
+        result = evaluate_open_loop(path, dataset, chunks=ChunkOptions(execution=execution))
         assert result.rmse.shape == (2,) and np.isfinite(result.rmse).all()
 
 
@@ -164,15 +156,15 @@ def test_errors_name_the_problem(tmp_path, dataset):
         export_run(tmp_path / 'empty', tmp_path / 'policy.pt')
     with pytest.raises(PipelineError, match='manifest.json is missing'):
         load_dataset(tmp_path / 'empty')
-    model = random_mlp(2, 1)
-    run = write_run(tmp_path / 'run', dataset, model, history=2, horizon=1, hidden=[16])
+    run = write_run(tmp_path / 'run', dataset, random_mlp(2, 1), history=2, horizon=1,
+                    hidden=[16])
     (run / 'checkpoints' / 'best.pt').unlink()
     with pytest.raises(PipelineError, match='best.pt'):
         export_run(run, tmp_path / 'policy.pt')
     assert not (tmp_path / 'policy.pt').exists()
 
     _, path = _exported(tmp_path / 'b', dataset, history=2, horizon=1)
-    other = write_dataset(tmp_path / 'other', joints=['a1', 'a2'])
+    other = offset_dataset(tmp_path / 'other', joints=['a1', 'a2'])
     with pytest.raises(PipelineError,
                        match=r"no position of joint\(s\) \['j1', 'j2'\] in the robot"):
         evaluate_open_loop(path, other)

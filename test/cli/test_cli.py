@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 
 from il_policy_node.cli import build_parser
-from il_policy_node.core.artifact import load_policy
-from test.support.pipeline import (
+from il_policy_node.runtime.artifact import load_policy
+from test.support.datasets import (
     JOINTS,
     OFFSETS,
+    offset_dataset,
     position_picker,
     random_mlp,
-    write_dataset,
     write_run,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = [[], ['dataset'], ['dataset', 'build'], ['dataset', 'info'], ['train'],
-               ['export'], ['eval']]
+               ['export'], ['eval'], ['bag'], ['bag', 'recover'], ['mocap'], ['mocap', 'import']]
 
 
 def il_policy(*args, check=False):
@@ -38,7 +38,7 @@ def test_help_of_every_command(words):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f'usage: il-policy {" ".join(words)}'.rstrip())
     assert 'exit status' in result.stdout
-    if words in (['train'], ['export'], ['eval'], ['dataset', 'build'], ['dataset', 'info']):
+    if len(words) == 2 or words in (['train'], ['export'], ['eval']):
         assert 'Reads:' in result.stdout and 'Writes:' in result.stdout
 
 
@@ -72,14 +72,14 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path):
     _one_line_error(il_policy('export', tmp_path / 'missing', '-o', tmp_path / 'p.pt'),
                     'no such run directory')
     (tmp_path / 'not_a_dataset').mkdir()
-    dataset = write_dataset(tmp_path / 'dataset')
+    dataset = offset_dataset(tmp_path / 'dataset')
     run = write_run(tmp_path / 'run', dataset, random_mlp(1, 1), history=1, horizon=1,
                     hidden=[16])
     policy = tmp_path / 'policy.pt'
     assert il_policy('-q', 'export', run, '-o', policy).returncode == 0
     _one_line_error(il_policy('eval', '--model', policy, '--dataset', tmp_path / 'not_a_dataset'),
                     'manifest.json is missing')
-    other = write_dataset(tmp_path / 'other', joints=['a1', 'a2'])
+    other = offset_dataset(tmp_path / 'other', joints=['a1', 'a2'])
     _one_line_error(il_policy('eval', '--model', policy, '--dataset', other), "'j1'")
     _one_line_error(il_policy('eval', '--model', tmp_path / 'nope.pt', '--dataset', dataset),
                     'no such file')
@@ -88,14 +88,14 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path):
 
 
 def test_export_then_eval(tmp_path):
-    dataset = write_dataset(tmp_path / 'dataset', identity_stats=True)
+    dataset = offset_dataset(tmp_path / 'dataset', identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(2, 1), history=2, horizon=1,
                     hidden=[])
     policy = tmp_path / 'out' / 'policy.pt'
     result = il_policy('export', run, '-o', policy)
     assert result.returncode == 0, result.stderr
     assert policy.is_file() and Path(f'{policy}.sha256').is_file()
-    assert load_policy(policy).metadata.joint_names == tuple(JOINTS)
+    assert load_policy(policy).metadata.joint_names == JOINTS
 
     result = il_policy('eval', '--model', policy, '--dataset', dataset, '--plots',
                        tmp_path / 'plots', '--json', tmp_path / 'eval.json')

@@ -10,7 +10,7 @@ import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from il_policy_node.core.artifact import load_policy
+from il_policy_node.runtime.artifact import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 JOINTS = ['shoulder', 'elbow', 'wrist']

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from il_policy_node.core.artifact import load_policy
-from il_policy_node.core.config import ConfigError, ControllerConfig
-from il_policy_node.core.controller import Mode, PolicyController
-from il_policy_node.core.joint_state import StateFault
-from il_policy_node.core.runtime import PolicyRuntime
-from il_policy_node.core.safety import Intervention
+from il_policy_node.runtime.artifact import load_policy
+from il_policy_node.runtime.chunks import ChunkOptions
+from il_policy_node.runtime.controller import Mode, PolicyController
+from il_policy_node.runtime.controller_config import ConfigError, ControllerConfig
+from il_policy_node.runtime.joint_state import StateFault
+from il_policy_node.runtime.policy_runtime import PolicyRuntime
+from il_policy_node.runtime.safety import Intervention
 from test.support.policies import ConstantPolicy, GoalPolicy, NaNPolicy, OffsetPolicy, export
 
 JOINTS = ['j1', 'j2', 'j3']
@@ -205,8 +206,9 @@ def test_a_late_tick_takes_the_target_that_is_due_now(tmp_path):
         'model_path': str(path), 'joint_names': JOINTS, 'control_rate_hz': RATE,
         'state_timeout_s': 0.5, 'position_lower_limits': [-1.0] * 3,
         'position_upper_limits': [1.0] * 3, 'max_velocity_rad_s': [10.0],
-        'chunk_execution': 'chunk', 'lookahead_s': 0.0})
-    controller = PolicyController(config, PolicyRuntime(load_policy(path), execution='chunk'))
+        'chunk_execution': 'chunk', 'lookahead_s': 0.0, 'ramp_in_s': 0.0})
+    chunks = ChunkOptions(execution='chunk')
+    controller = PolicyController(config, PolicyRuntime(load_policy(path), chunks))
     controller.activate()
     targets = []
     for tick in (0, 1, 4, 5):              # ticks 2 and 3 are missed (the timer came late)
@@ -215,7 +217,7 @@ def test_a_late_tick_takes_the_target_that_is_due_now(tmp_path):
     assert targets == pytest.approx([0.0, 0.01, 0.04, 0.05])
     # measured lookahead: a state received 5 ms before the tick is half a period old
     auto = replace(config, lookahead_s=-1.0)
-    controller = PolicyController(auto, PolicyRuntime(load_policy(path), execution='chunk'))
+    controller = PolicyController(auto, PolicyRuntime(load_policy(path), chunks))
     controller.activate()
     _feed(controller, 0, np.zeros(3))
     controller.tick(0)

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from il_policy_node.core.config import ConfigError, ControllerConfig
-from il_policy_node.core.urdf import urdf_joint_limits
+from il_policy_node.runtime.controller_config import ConfigError, ControllerConfig
+from il_policy_node.runtime.urdf import urdf_joint_limits
 
 URDF = '''<robot name="arm">
   <link name="base"/><link name="l1"/><link name="l2"/><link name="l3"/>
@@ -45,7 +45,7 @@ def test_valid_parameters():
     ({'position_lower_limits': []}, "no position limits for joint 'a'"),
     ({'max_velocity_rad_s': []}, "no velocity limit for joint 'a'"),
     ({'chunk_execution': 'sometimes'}, 'chunk_execution must be one of'),
-    ({'replan_every': -1}, 'replan_every must be >= 0'),
+    ({'replan_every': -1}, 'replan_every must be an integer >= 0'),
     ({'robot_description': '<robot><joint'}, 'robot_description is not valid XML'),
 ])
 def test_bad_parameters_are_named(changes, message):
@@ -72,9 +72,9 @@ def test_parameters_override_the_urdf():
 
 def test_urdf_joint_without_limit_is_an_error():
     bad = '<robot name="r"><joint name="j" type="revolute"/></robot>'
-    with pytest.raises(ValueError, match="joint 'j': bad <limit>: has no <limit>"):
+    with pytest.raises(ConfigError, match="joint 'j': bad <limit>: has no <limit>"):
         urdf_joint_limits(bad)
-    with pytest.raises(ValueError, match='root element is <robt>'):
+    with pytest.raises(ConfigError, match='root element is <robt>'):
         urdf_joint_limits('<robt/>')
 
 

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from il_policy_node.core.artifact import load_policy
-from il_policy_node.core.runtime import PolicyRuntime, optimized_for_inference
+from il_policy_node.errors import ConfigError
+from il_policy_node.runtime.artifact import load_policy
+from il_policy_node.runtime.chunks import ChunkOptions
+from il_policy_node.runtime.policy_runtime import PolicyRuntime, optimized_for_inference
 from test.support.policies import export
 
 JOINTS = ['a', 'b']
@@ -36,7 +38,7 @@ def _fields(tick: float):
 
 
 def test_chunk_mode_executes_each_chunk_open_loop(chunk_policy):
-    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='chunk'))
     actions = [runtime.step(_fields(t))[0] for t in range(8)]
     # queried at tick 0 (base 0) and tick 4 (base 4): 0,1,2,3 then 4,5,6,7
     assert actions == pytest.approx(list(range(8)))
@@ -44,14 +46,15 @@ def test_chunk_mode_executes_each_chunk_open_loop(chunk_policy):
 
 
 def test_chunk_mode_replans_early_when_asked(chunk_policy):
-    runtime = PolicyRuntime(chunk_policy, execution='chunk', replan_every=2)
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='chunk', replan_every=2))
     actions = [runtime.step(_fields(10 * t))[0] for t in range(4)]
     assert actions == pytest.approx([0, 1, 20, 21])
 
 
 def test_temporal_ensembling_averages_the_predictions_for_this_tick(chunk_policy):
     decay = 0.5
-    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=decay)
+    runtime = PolicyRuntime(chunk_policy,
+                            ChunkOptions(execution='ensemble', ensemble_decay=decay))
     # observation base = 10 * tick: the chunk from tick q predicts 10q + (t - q) for tick t.
     got = [runtime.step(_fields(10.0 * t))[0] for t in range(6)]
     for t, value in enumerate(got):
@@ -62,13 +65,14 @@ def test_temporal_ensembling_averages_the_predictions_for_this_tick(chunk_policy
 
 
 def test_after_missed_ticks_chunks_are_read_at_the_tick_that_is_due(chunk_policy):
-    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='chunk'))
     got = [runtime.step(_fields(0.0))[0], runtime.step(_fields(0.0))[0],
            runtime.step(_fields(0.0), ticks=2)[0]]
     assert got == pytest.approx([0, 1, 3])                # tick 2 was missed
     assert runtime.step(_fields(60.0), ticks=3)[0] == pytest.approx(60.0)   # tick 6: new chunk
     decay = 0.3
-    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=decay)
+    runtime = PolicyRuntime(chunk_policy,
+                            ChunkOptions(execution='ensemble', ensemble_decay=decay))
     for t in range(3):
         runtime.step(_fields(10.0 * t))
     value = runtime.step(_fields(50.0), ticks=3)[0]       # tick 5; ticks 3 and 4 missed
@@ -81,10 +85,10 @@ def test_after_missed_ticks_chunks_are_read_at_the_tick_that_is_due(chunk_policy
 
 
 def test_lookahead_reads_the_chunks_later_between_steps(chunk_policy):
-    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='chunk'))
     assert runtime.step(_fields(0.0), lookahead=0.25)[0] == pytest.approx(0.25)
     assert runtime.step(_fields(0.0), lookahead=2.5)[0] == pytest.approx(3.0)   # the chunk's end
-    runtime = PolicyRuntime(chunk_policy, execution='ensemble', ensemble_decay=0.0)
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='ensemble', ensemble_decay=0.0))
     runtime.step(_fields(0.0))
     # tick 1: chunk 0 read at 1.5 -> 1.5, chunk 1 (base 10) at 0.5 -> 10.5; plain average
     assert runtime.step(_fields(10.0), lookahead=0.5)[0] == pytest.approx(6.0)
@@ -93,7 +97,7 @@ def test_lookahead_reads_the_chunks_later_between_steps(chunk_policy):
 
 
 def test_reset_never_replays_an_old_chunk(chunk_policy):
-    runtime = PolicyRuntime(chunk_policy, execution='chunk')
+    runtime = PolicyRuntime(chunk_policy, ChunkOptions(execution='chunk'))
     runtime.step(_fields(100.0))
     runtime.reset()
     assert runtime.step(_fields(0.0))[0] == pytest.approx(0.0)
@@ -113,11 +117,11 @@ def test_single_step_policy_and_warmup(tmp_path):
 @pytest.mark.parametrize('kwargs, message', [
     ({'replan_every': 9}, 'replan_every must be in'),
     ({'ensemble_decay': -1.0}, 'ensemble_decay must be finite and >= 0'),
-    ({'execution': 'bogus'}, "'bogus' is not a valid ChunkExecution"),
+    ({'execution': 'bogus'}, "chunk_execution must be one of \\['ensemble', 'chunk'\\]"),
 ])
 def test_bad_options(chunk_policy, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        PolicyRuntime(chunk_policy, **kwargs)
+    with pytest.raises(ConfigError, match=message):
+        PolicyRuntime(chunk_policy, ChunkOptions(**kwargs))
 
 
 def test_the_optimized_module_matches_the_exported_one(tmp_path):

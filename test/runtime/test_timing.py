@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from il_policy_node.core.timing import LoopStats, Percentiles, Ring
+from il_policy_node.runtime.timing import LoopStats, Percentiles, Ring
 
 PERIOD = 2_000_000  # 2 ms
 

@@ -10,17 +10,18 @@ from rosbags.rosbag2 import Writer
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.typesys import Stores, get_typestore
 
-from il_policy_node.core import dataset as dataset_module
-from il_policy_node.core.bags import JointStateDecoder, parse_joint_state_layout
-from il_policy_node.core.dataset import (
-    DatasetConfig,
-    DatasetConfigError,
-    DatasetError,
-    build_dataset,
-    dataset_info,
-    load_dataset,
+from il_policy_node.errors import ConfigError, DatasetError
+from il_policy_node.formats import RECORDING_MARKER as MARKER
+from il_policy_node.pipeline.bag_decoding import (
+    JointStateDecoder,
+    deserialize_lenient,
+    parse_joint_state_layout,
 )
-from il_policy_node.core.recording import MARKER
+from il_policy_node.pipeline.dataset import align, format as dataset_format
+from il_policy_node.pipeline.dataset.build import build_dataset
+from il_policy_node.pipeline.dataset.config import DatasetConfig
+from il_policy_node.pipeline.dataset.format import load_dataset
+from il_policy_node.pipeline.dataset.info import dataset_info
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
 JOINT_STATE = 'sensor_msgs/msg/JointState'
@@ -305,7 +306,7 @@ def test_a_stall_on_several_topics_is_one_gap(tmp_path):
     first, second = manifest['episodes']
     assert (first['segment'], second['segment']) == (0, 1)
     assert manifest['skipped'] == []
-    assert dataset_module._union([(3.0, 4.0), (0.5, 1.0), (0.9, 1.2), (1.2, 1.5)]) == \
+    assert align._union([(3.0, 4.0), (0.5, 1.0), (0.9, 1.2), (1.2, 1.5)]) == \
         [(0.5, 1.5), (3.0, 4.0)]
 
 
@@ -327,7 +328,7 @@ def test_a_gap_that_runs_past_the_common_end_leaves_no_piece_after_it(tmp_path):
     bag = write_bag(tmp_path / 'bag', t=stamps()[stamps() <= 1.9],
                     command=(JOINT_STATE, JOINTS), command_skip=(1.8, 1.95))
     cfg = config(action={'source': 'command', 'topic': '/command'})
-    result = dataset_module.load_episode(str(bag), cfg)
+    result = align.load_episode(str(bag), cfg)
     assert result.error is None and len(result.segments) == 1
     assert not [n for n in result.notes if 'left out' in n], result.notes
     report, manifest, _ = build(tmp_path, [bag], cfg)
@@ -409,7 +410,7 @@ def test_output_is_atomic(tmp_path, monkeypatch):
 
     def boom(*args, **kwargs):
         raise OSError('disk full')
-    monkeypatch.setattr(dataset_module.np, 'savez', boom)
+    monkeypatch.setattr(dataset_format.np, 'savez', boom)
     with pytest.raises(OSError, match='disk full'):
         build_dataset([str(bag)], config=config(), output_dir=tmp_path / 'out', progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
@@ -463,7 +464,7 @@ def test_existing_output_is_refused(tmp_path):
      'observation.extra[0].fields'),
     ({'observation': {'extra': [{'topic': '/g', 'rate': 1}]}}, 'observation.extra[0].rate')])
 def test_config_errors_name_the_key(data, key):
-    with pytest.raises(DatasetConfigError, match=re.escape(key)):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         DatasetConfig.from_dict(data)
 
 
@@ -548,7 +549,6 @@ def test_joint_states_with_serializer_slack_build_like_exact_ones(tmp_path):
 
 def test_trajectory_with_serializer_slack_is_decoded(tmp_path):
     """Rclpy's serialize_message may leave bytes after the message; ROS readers ignore them."""
-    from il_policy_node.core.bags import deserialize_lenient
     data = trajectory(T0_NS, ['elbow', 'wrist'], [0.25, -0.5]) + b'plemente\x00\x00\x00\x00'
     with pytest.raises(Exception, match='size mismatch'):
         STORE.deserialize_cdr(data, TRAJECTORY)

@@ -19,19 +19,14 @@ from rosbags.interfaces import Qos, QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from il_policy_node.core.recording import (
-    MARKER,
-    EpisodeWriter,
-    MessageDefinitions,
-    RecorderConfig,
-    RecordingError,
-    Session,
-    TopicInfo,
-    check_output_dir,
-    is_partial_episode,
-    qos_compatible,
-    recording_qos,
-)
+from il_policy_node.errors import ConfigError, RecordingError
+from il_policy_node.formats import RECORDING_MARKER as MARKER
+from il_policy_node.recording.config import RecorderConfig
+from il_policy_node.recording.definitions import MessageDefinitions
+from il_policy_node.recording.metadata import EpisodeMetadata, is_closed_episode
+from il_policy_node.recording.qos import qos_compatible, recording_qos
+from il_policy_node.recording.session import Session, check_output_dir
+from il_policy_node.recording.writer import EpisodeWriter, TopicInfo
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
 JOINT_STATE = 'sensor_msgs/msg/JointState'
@@ -56,7 +51,7 @@ def offer(reliability=QosReliability.RELIABLE, durability=QosDurability.VOLATILE
     return recording_qos([])._replace(reliability=reliability, durability=durability, depth=10)
 
 
-def write_episode(path, n, *, storage='mcap', compression='none', custom=None):
+def write_episode(path, n, *, storage='mcap', compression='none', metadata=None):
     writer = EpisodeWriter(path, storage=storage, compression=compression)
     writer.add_topic(topic_info('/joint_states', JOINT_STATE, [offer()]))
     writer.add_topic(topic_info('/robot_description', STRING,
@@ -65,7 +60,7 @@ def write_episode(path, n, *, storage='mcap', compression='none', custom=None):
         STORE.types[STRING](data='<robot/>'), STRING)))
     for seq in range(n):
         writer.write('/joint_states', 1000 + seq, joint_state(seq))
-    return writer.close(custom or {'task': 'wave'})
+    return writer.close(metadata or EpisodeMetadata(task='wave'))
 
 
 def rosbags_seqs(bag) -> dict:
@@ -99,7 +94,7 @@ def test_episode_bag_reads_back_with_rosbags(tmp_path, storage, compression):
     suffix = '.mcap' if storage == 'mcap' else '.db3'
     assert sorted(p.name for p in bag.iterdir()) == sorted(['metadata.yaml',
                                                             f'episode_0001{suffix}'])
-    assert not is_partial_episode(bag)
+    assert is_closed_episode(bag)
     assert rosbags_seqs(bag) == {'/joint_states': list(range(500)),
                                  '/robot_description': ['<robot/>']}
     info = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
@@ -136,7 +131,7 @@ def test_discard_removes_the_episode(tmp_path):
     writer.discard()
     assert not (tmp_path / 'episode_0001').exists()
     with pytest.raises(RecordingError, match='already closed'):
-        writer.close({})
+        writer.close(EpisodeMetadata())
 
 
 def test_an_existing_or_unwritable_folder_is_refused(tmp_path):
@@ -158,16 +153,16 @@ def test_a_write_error_leaves_a_partial_episode(tmp_path):
     writer = EpisodeWriter(tmp_path / 'episode_0001')
     writer.write('/never_added', 1, b'')
     with pytest.raises(RecordingError, match='is partial'):
-        writer.close({})
-    assert writer.error and is_partial_episode(tmp_path / 'episode_0001')
+        writer.close(EpisodeMetadata())
+    assert writer.error and not is_closed_episode(tmp_path / 'episode_0001')
 
 
 KILLED_WRITER = textwrap.dedent('''
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {test_dir!r})
-    from test_recording import write_episode, topic_info, joint_state, JOINT_STATE
-    from il_policy_node.core.recording import EpisodeWriter
+    from test_writer import write_episode, topic_info, joint_state, JOINT_STATE
+    from il_policy_node.recording.writer import EpisodeWriter
     session = Path(sys.argv[1])
     write_episode(session / 'episode_0001', 200)
     writer = EpisodeWriter(session / 'episode_0002')
@@ -297,5 +292,5 @@ def test_config_resolves_topics_and_names_the_session():
     ({'required_timeout_s': float('nan')}, 'required_timeout_s'),
 ])
 def test_config_errors_name_the_parameter(override, match):
-    with pytest.raises(RecordingError, match=match):
+    with pytest.raises(ConfigError, match=match):
         RecorderConfig.from_parameters({**PARAMS, **override})

@@ -1,24 +1,28 @@
-"""policy.pt: export round trip and every way a file can be refused, each with its message."""
+"""policy.pt: export round trip, an older file, and every refusal with its message."""
 import json
 import pickle
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from il_policy_node.core.artifact import (
-    FORMAT_VERSION,
-    METADATA_FILE,
-    PolicyArtifactError,
-    checksum_path,
-    load_policy,
-    write_checksum,
+from il_policy_node.errors import PolicyArtifactError
+from il_policy_node.formats import (
+    POLICY_FORMAT_VERSION as FORMAT_VERSION,
+    POLICY_METADATA_FILE as METADATA_FILE,
 )
-from il_policy_node.core.export import export_policy
-from il_policy_node.core.observation import ObservationSpec
+from il_policy_node.pipeline.export import export_policy, write_checksum
+from il_policy_node.policies.processor import Policy, Processor, ProcessorLayout
+from il_policy_node.policies.statistics import Statistics
+from il_policy_node.runtime.artifact import PolicyMetadata, checksum_path, load_policy
+from il_policy_node.runtime.observation import ObservationSpec
 from test.support.policies import ConstantPolicy, export, mlp
 
 JOINTS = ['shoulder', 'elbow', 'wrist']
+LEGACY = Path(__file__).resolve().parents[1] / 'fixtures' / 'legacy_policy'
+
 
 
 @pytest.fixture
@@ -27,14 +31,17 @@ def policy_file(tmp_path):
 
 
 def test_round_trip_keeps_metadata_and_normalization(tmp_path):
-    model = mlp(6, 6, hidden=16)
+    network = mlp(6, 6, hidden=16)
     spec = ObservationSpec(joints=tuple(JOINTS), history=1)
     obs_mean, obs_std = np.arange(6.0), np.full(6, 2.0)
     act_mean, act_std = np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.5, 2.0])
-    path = export_policy(model, tmp_path / 'p.pt', joint_names=JOINTS, observation=spec,
-                         action_horizon=2, control_rate_hz=100.0, obs_mean=obs_mean,
-                         obs_std=obs_std, action_mean=act_mean, action_std=act_std,
-                         dataset_fingerprint='abc123', extra_metadata={'task': 'wave'})
+    processor = Processor(ProcessorLayout(frame_size=6, history=1), horizon=2, action_size=3,
+                          inputs=Statistics(obs_mean, obs_std, 10),
+                          actions=Statistics(act_mean, act_std, 10))
+    metadata = PolicyMetadata(joint_names=tuple(JOINTS), observation=spec, action_horizon=2,
+                              control_rate_hz=100.0, dataset_fingerprint='abc123',
+                              extra={'task': 'wave'})
+    path = export_policy(Policy(processor, network), tmp_path / 'p.pt', metadata)
     loaded = load_policy(path)
     meta = loaded.metadata
     assert meta.joint_names == tuple(JOINTS) and meta.action_horizon == 2
@@ -43,18 +50,35 @@ def test_round_trip_keeps_metadata_and_normalization(tmp_path):
     assert meta.format_version == FORMAT_VERSION and meta.extra == {'task': 'wave'}
     obs = torch.randn(5, 6)
     with torch.no_grad():
-        raw = model((obs - torch.tensor(obs_mean, dtype=torch.float32)) / 2.0).reshape(5, 2, 3)
+        raw = network((obs - torch.tensor(obs_mean, dtype=torch.float32)) / 2.0).reshape(5, 2, 3)
         expected = raw * torch.tensor(act_std, dtype=torch.float32) + \
             torch.tensor(act_mean, dtype=torch.float32)
         assert torch.allclose(loaded.module(obs), expected, atol=1e-5)
     assert checksum_path(path).read_text().split() == [loaded.sha256, 'p.pt']
 
 
-def test_export_refuses_statistics_of_the_wrong_size(tmp_path):
+def test_a_policy_file_of_the_code_before_the_renovation_gives_the_same_targets(tmp_path):
+    # exported by commit 84bec17 (relative actions and inputs, no absolute positions, history 2,
+    # horizon 3); its targets on 8 observations were recorded by that code
+    for name in ('policy.pt', 'policy.pt.sha256'):
+        shutil.copy(LEGACY / name, tmp_path / name)
+    expected = json.loads((LEGACY / 'expected.json').read_text())
+    policy = load_policy(tmp_path / 'policy.pt')
+    assert policy.metadata.joint_names == ('a', 'b') and policy.metadata.action_horizon == 3
+    assert [e.topic for e in policy.metadata.observation.extra] == ['/goal']
+    with torch.inference_mode():
+        targets = policy.module(torch.tensor(expected['observations']))
+    np.testing.assert_array_equal(targets.numpy(), np.array(expected['targets'], np.float32))
+
+
+def test_export_refuses_a_policy_whose_output_does_not_fit_the_metadata(tmp_path):
     spec = ObservationSpec(joints=tuple(JOINTS))
-    with pytest.raises(ValueError, match='obs_mean has 2 values'):
-        export_policy(mlp(6, 3), tmp_path / 'p.pt', joint_names=JOINTS, observation=spec,
-                      action_horizon=1, control_rate_hz=100.0, obs_mean=np.zeros(2))
+    metadata = PolicyMetadata(joint_names=tuple(JOINTS), observation=spec, action_horizon=2,
+                              control_rate_hz=100.0, dataset_fingerprint='')
+    policy = Policy(Processor(ProcessorLayout(frame_size=6, history=1), horizon=1,
+                              action_size=3), mlp(6, 3))
+    with pytest.raises(PolicyArtifactError, match=r'gives \(16, 1, 3\).* says \(16, 2, 3\)'):
+        export_policy(policy, tmp_path / 'p.pt', metadata)
     assert not (tmp_path / 'p.pt').exists()
 
 
@@ -148,7 +172,8 @@ def _rewrite_metadata(path, **changes):
     ({'joint_names': ['a', 'a', 'b']}, "duplicate action joint names: \\['a'\\]"),
     ({'action_horizon': 0}, 'action_horizon must be an integer >= 1'),
     ({'control_rate_hz': -1}, 'control_rate_hz must be > 0'),
-    ({'observation.fields': ['torque']}, "'torque' is not a valid StateField"),
+    ({'observation.fields': ['torque']}, "fields must be of \\['position', 'velocity'\\], got "
+                                         "\\['torque'\\]"),
 ])
 def test_invalid_metadata_values(policy_file, changes, message):
     _rewrite_metadata(policy_file, **changes)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from il_policy_node.core.observation import (
+from il_policy_node.errors import ConfigError
+from il_policy_node.runtime.observation import (
     ObservationBuilder,
     ObservationSpec,
     StateField,
@@ -22,18 +23,19 @@ def test_spec_sizes_and_round_trip():
     ({'joints': ('a', 'a')}, "duplicate joint names.*'a'"),
     ({'joints': ('a',), 'fields': ()}, 'lists no fields'),
     ({'joints': ('a',), 'history': 0}, 'history must be an integer >= 1'),
-    ({'joints': ('a',), 'fields': ('effort',)}, "'effort' is not a valid StateField"),
+    ({'joints': ('a',), 'fields': ('effort',)},
+     r"fields must be of \['position', 'velocity'\], got \['effort'\]"),
 ])
 def test_bad_specs_name_the_problem(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         ObservationSpec(**kwargs)
 
 
 def test_from_dict_rejects_unknown_and_missing_keys():
-    with pytest.raises(ValueError, match="unknown keys.*'torque'"):
+    with pytest.raises(ConfigError, match="unknown keys.*'torque'"):
         ObservationSpec.from_dict({'joints': ['a'], 'fields': ['position'], 'history': 1,
                                    'torque': 1})
-    with pytest.raises(ValueError, match="missing 'history'"):
+    with pytest.raises(ConfigError, match="missing 'history'"):
         ObservationSpec.from_dict({'joints': ['a'], 'fields': ['position']})
 
 
@@ -79,7 +81,7 @@ def test_specs_without_extra_keep_the_old_metadata_form():
     (({'topic': '/g', 'joints': ['a'], 'rate': 3},), r"unknown keys.*'rate'"),
 ])
 def test_bad_extra_inputs_name_the_problem(extra, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         ObservationSpec(joints=('a',), extra=extra)
 
 
@@ -89,8 +91,8 @@ def test_frame_columns_map_recorded_frames_to_a_policy_layout():
                              extra=({'topic': '/goal', 'joints': ['a']},))
     columns = frame_columns(recorded, policy)
     assert [c.tolist() for c in columns] == [[5, 3], [7]]
-    with pytest.raises(ValueError, match=r"no position of joint\(s\) \['d'\] in the robot"):
+    with pytest.raises(ConfigError, match=r"no position of joint\(s\) \['d'\] in the robot"):
         frame_columns(recorded, ObservationSpec(joints=('d',)))
-    with pytest.raises(ValueError, match='no position of input /target'):
+    with pytest.raises(ConfigError, match='no position of input /target'):
         frame_columns(recorded, ObservationSpec(joints=('a',), extra=(
             {'topic': '/target', 'joints': ['a']},)))

@@ -5,7 +5,7 @@ import termios
 import threading
 import time
 
-from il_policy_node.core.terminal import KeyReader
+from il_policy_node.ros.keyboard import KeyReader
 
 
 def test_keys_from_a_terminal_reach_the_callback_and_the_mode_is_restored():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from il_policy_node.core.closed_loop import (
+from il_policy_node.demo.scoring import (
     WaveReference,
     estimate_period,
     fold_cycle,

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from il_policy_node.core.joint_state import DuplicateJointError, JointStateCache, StateFault
+from il_policy_node.errors import StateError
+from il_policy_node.runtime.joint_state import JointStateCache, StateFault
 
 MS = 1_000_000
 
@@ -37,9 +38,9 @@ def test_messages_without_velocities_keep_zero_velocity():
 
 
 @pytest.mark.parametrize('names, position, velocity, error, message', [
-    (['a', 'a'], [1.0, 2.0], [], DuplicateJointError, "lists \\['a'\\] more than once"),
-    (['a', 'b'], [1.0], [], ValueError, '2 names but 1 positions'),
-    (['a', 'b'], [1.0, 2.0], [0.0], ValueError, '2 names but 1 velocities'),
+    (['a', 'a'], [1.0, 2.0], [], StateError, "lists \\['a'\\] more than once"),
+    (['a', 'b'], [1.0], [], StateError, '2 names but 1 positions'),
+    (['a', 'b'], [1.0, 2.0], [0.0], StateError, '2 names but 1 velocities'),
 ])
 def test_malformed_messages_are_refused(names, position, velocity, error, message):
     cache = JointStateCache(['a', 'b'])
