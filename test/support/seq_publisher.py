@@ -31,7 +31,7 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-JOINTS = tuple(f'joint_{i}' for i in range(30))
+JOINTS = tuple(f'joint_{i}' for i in range(30))      # the most --joints can be
 TYPES = {'joint_state': JointState, 'joint_trajectory': JointTrajectory}
 
 
@@ -42,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--count', type=int, help='publish N messages (default: unbounded)')
     parser.add_argument('--duration', type=float, help='publish for T seconds')
     parser.add_argument('--rate-hz', type=float, default=200.0)
+    parser.add_argument('--joints', type=int, default=len(JOINTS), choices=range(1, 31),
+                        metavar='N', help='joints per message (default: 30)')
     parser.add_argument('--first-seq', type=int, default=0)
     parser.add_argument('--best-effort', action='store_true', help='default: reliable')
     parser.add_argument('--transient-local', action='store_true', help='default: volatile')
@@ -70,16 +72,17 @@ def qos_of(options: argparse.Namespace) -> QoSProfile:
                     else DurabilityPolicy.VOLATILE))
 
 
-def make_message(kind: str, seq: int, stamp) -> JointState | JointTrajectory:
-    """Message number ``seq`` of type ``kind`` (30 joints)."""
-    positions = [float(seq)] + [0.01 * i for i in range(1, len(JOINTS))]
+def make_message(kind: str, seq: int, stamp, joints: int = len(JOINTS)
+                 ) -> JointState | JointTrajectory:
+    """Message number ``seq`` of type ``kind`` (the first ``joints`` joints)."""
+    names = list(JOINTS[:joints])
+    positions = [float(seq)] + [0.01 * i for i in range(1, joints)]
     if kind == 'joint_state':
-        msg = JointState(name=list(JOINTS), position=positions,
-                         velocity=[0.0] * len(JOINTS))
+        msg = JointState(name=names, position=positions, velocity=[0.0] * joints)
     else:
-        point = JointTrajectoryPoint(positions=positions, velocities=[0.0] * len(JOINTS))
+        point = JointTrajectoryPoint(positions=positions, velocities=[0.0] * joints)
         point.time_from_start.nanosec = 10_000_000
-        msg = JointTrajectory(joint_names=list(JOINTS), points=[point])
+        msg = JointTrajectory(joint_names=names, points=[point])
     msg.header.stamp = stamp
     msg.header.frame_id = str(seq)
     return msg
@@ -115,7 +118,7 @@ def publish(node, publisher, options: argparse.Namespace) -> int:
     next_t = time.monotonic()
     while published < count and next_t < end:
         publisher.publish(make_message(options.type, options.first_seq + published,
-                                       node.get_clock().now().to_msg()))
+                                       node.get_clock().now().to_msg(), options.joints))
         published += 1
         next_t += period
         pause = next_t - time.monotonic()
