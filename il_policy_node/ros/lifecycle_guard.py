@@ -9,8 +9,12 @@ false`` and logs why; a valid request goes to rclpy's own handler.
 """
 from __future__ import annotations
 
+from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.lifecycle import LifecycleNode
+
+LABELS = {getattr(Transition, name): name.removeprefix('TRANSITION_').lower()
+          for name in dir(Transition) if name.startswith('TRANSITION_')}
 
 
 def guard_transitions(node: LifecycleNode) -> None:
@@ -21,9 +25,10 @@ def guard_transitions(node: LifecycleNode) -> None:
     def change_state(request: ChangeState.Request,
                      response: ChangeState.Response) -> ChangeState.Response:
         machine = node._state_machine
-        state_id, state_label = machine.current_state
+        _, state_label = machine.current_state
         available = {t[0]: t[1] for t in machine.available_transitions}
-        wanted = request.transition.label or request.transition.id
+        wanted = request.transition.label or LABELS.get(request.transition.id,
+                                                         request.transition.id)
         valid = (request.transition.label in available.values()) if request.transition.label \
             else request.transition.id in available
         if not valid:
