@@ -33,8 +33,8 @@ def find_bags(paths: Iterable[str | Path]) -> list[Path]:
     """Bags under ``paths``: bag folders, partial episodes, bare .mcap/.db3 files.
 
     A folder with metadata.yaml or a RECORDING marker is one bag (a partial one is returned
-    so that it is reported); a folder holding bare storage files gives each of them; any other
-    folder is searched recursively (sorted).
+    so that it is reported); any other folder gives each bare storage file in it, then what
+    its subfolders hold (sorted).
     """
     found: list[Path] = []
     for path in map(Path, paths):
@@ -50,12 +50,10 @@ def _walk(path: Path) -> list[Path]:
     if (path / BAG_METADATA_FILE).is_file() or (path / RECORDING_MARKER).exists():
         return [path]
     entries = sorted(path.iterdir())
-    bare = [e for e in entries if e.is_file() and e.suffix in BAG_STORAGE_SUFFIXES]
-    if bare:
-        return bare
     if any(e.is_file() and e.name.endswith(('.mcap.zstd', '.db3.zstd')) for e in entries):
         return [path]                      # file-compressed storage without its metadata
-    return [bag for entry in entries if entry.is_dir() for bag in _walk(entry)]
+    bare = [e for e in entries if e.is_file() and e.suffix in BAG_STORAGE_SUFFIXES]
+    return bare + [bag for entry in entries if entry.is_dir() for bag in _walk(entry)]
 
 
 def bag_name(path: Path) -> str:

@@ -117,3 +117,37 @@ def test_dataset_errors_give_one_line_and_exit_1(tmp_path):
     _one_line_error(il_policy('dataset', 'build', tmp_path / 'empty', '--config', config,
                               '-o', tmp_path / 'dataset'), 'no_such_key')
     _one_line_error(il_policy('dataset', 'info', tmp_path / 'missing'), 'no such dataset')
+
+
+def test_bad_checkpoints_give_one_line_naming_the_file_for_export_and_resume(tmp_path):
+    import pickle
+    dataset = offset_dataset(tmp_path / 'dataset')
+    config = tmp_path / 'train.yaml'
+    config.write_text('hidden: [16]\nepochs: 2\n')
+    cases = (('pickled', lambda p: p.write_bytes(pickle.dumps({'policy': [1, 2]})),
+              'not a checkpoint of il-policy train'),
+             ('truncated', lambda p: p.write_bytes(p.read_bytes()[:300]),
+              'truncated or not a torch checkpoint'))
+    for name, damage, message in cases:
+        run = write_run(tmp_path / name, dataset, random_mlp(1, 1), history=1, horizon=1,
+                        hidden=[16])
+        for checkpoint in ('best', 'last'):
+            damage(run / 'checkpoints' / f'{checkpoint}.pt')
+        _one_line_error(il_policy('export', run, '-o', tmp_path / 'policy.pt'),
+                        str(run / 'checkpoints' / 'best.pt'), message)
+        _one_line_error(il_policy('train', '--dataset', dataset, '--config', config, '-o', run,
+                                  '--resume'), str(run / 'checkpoints' / 'last.pt'), message)
+    assert not (tmp_path / 'policy.pt').exists()
+
+
+def test_dataset_info_exits_1_with_the_reasons_when_nothing_is_usable(tmp_path):
+    (tmp_path / 'bags').mkdir()
+    (tmp_path / 'bags' / 'noise.mcap').write_bytes(bytes(range(256)) * 8)
+    (tmp_path / 'bags' / 'broken').mkdir()
+    (tmp_path / 'bags' / 'broken' / 'metadata.yaml').write_text('[1, 2]\n')
+    result = il_policy('dataset', 'info', tmp_path / 'bags')
+    _one_line_error(result, 'no usable bag in 2', 'noise.mcap: unreadable bag',
+                    'metadata.yaml: not a rosbag2 metadata file')
+    assert result.stdout == ''
+    (tmp_path / 'empty').mkdir()
+    _one_line_error(il_policy('dataset', 'info', tmp_path / 'empty'), 'no bags found')

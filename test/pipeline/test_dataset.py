@@ -555,3 +555,71 @@ def test_trajectory_with_serializer_slack_is_decoded(tmp_path):
     msg = deserialize_lenient(data, TRAJECTORY)
     assert list(msg.joint_names) == ['elbow', 'wrist']
     assert msg.points[0].positions.tolist() == [0.25, -0.5]
+
+
+# -- bags from other writers ------------------------------------------------------------------
+def _foreign_mcap(path, *, schema_name='sensor_msgs/JointState', duration_s=1.0):
+    """A bare .mcap as mcap_ros2's writer (Foxglove, the mcap CLI) writes it: no metadata.yaml."""
+    from mcap_ros2.writer import Writer as McapRos2Writer
+    msgdef, _ = STORE.generate_msgdef(JOINT_STATE, ros_version=2)
+    t = stamps(duration_s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'wb') as stream:
+        writer = McapRos2Writer(stream)
+        schema = writer.register_msgdef(schema_name, msgdef)
+        for ti, pos, vel in zip(t, q(t), qd(t)):
+            ns = T0_NS + round(ti * 1e9)
+            writer.write_message('/joint_states', schema, {
+                'header': {'stamp': {'sec': ns // 10**9, 'nanosec': ns % 10**9},
+                           'frame_id': 'base'},
+                'name': JOINTS, 'position': pos.tolist(), 'velocity': vel.tolist(),
+                'effort': []}, log_time=ns)
+        writer.finish()
+    return path
+
+
+def test_bare_mcap_files_with_short_type_names_build_like_bags(tmp_path):
+    folder = tmp_path / 'foxglove'
+    for name in ('a.mcap', 'b.mcap'):
+        _foreign_mcap(folder / name, duration_s=1.0 if name == 'a.mcap' else 1.5)
+    report, manifest, arrays = build(tmp_path, [folder])
+    assert [e['name'] for e in manifest['episodes']] == ['a', 'b']     # one bag per file
+    assert report.errors == []
+    rows = manifest['episodes'][0]['length']
+    t = np.arange(rows) / 30.0
+    np.testing.assert_allclose(arrays['observations'][:rows, :3], q(t), atol=1e-6)
+
+
+def test_a_metadata_yaml_of_the_wrong_shape_is_named(tmp_path):
+    bag = write_bag(tmp_path / 'bag')
+    (bag / 'metadata.yaml').write_text('- just\n- a list\n')
+    result = align.load_episode(str(bag), config())
+    assert result.error == (f'{bag / "metadata.yaml"}: not a rosbag2 metadata file (expected a '
+                            'mapping with rosbag2_bagfile_information, got a list)')
+    (bag / 'metadata.yaml').write_text('rosbag2_bagfile_information: [1, 2\n')
+    assert f'{bag / "metadata.yaml"}: not valid YAML' in align.load_episode(str(bag),
+                                                                              config()).error
+
+
+def test_dataset_info_fails_naming_each_bag_when_nothing_is_usable(tmp_path):
+    truncated = write_bag(tmp_path / 'truncated')
+    data = truncated / 'truncated.mcap'
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    (tmp_path / 'random.mcap').write_bytes(np.random.default_rng(0).bytes(4096))
+    garbage = write_bag(tmp_path / 'garbage')
+    (garbage / 'metadata.yaml').write_text('rosbag2_bagfile_information: 7\n')
+    partial = write_bag(tmp_path / 'partial')
+    (partial / MARKER).write_text('')
+    with pytest.raises(DatasetError) as raised:
+        dataset_info([tmp_path])
+    message = str(raised.value)
+    assert message.startswith('no usable bag in 4: ')
+    for bag, reason in ((truncated, 'unreadable bag'), (tmp_path / 'random.mcap', 'unreadable'),
+                        (garbage / 'metadata.yaml', 'not a rosbag2 metadata file'),
+                        (partial, 'partial episode: RECORDING marker present')):
+        assert f'{bag}: {reason}' in message, (bag, message)
+    # a partial episode: the same reason as dataset build gives
+    assert f'{partial}: {align.load_episode(str(partial), config()).error}' in message
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(DatasetError, match='no bags found'):
+        dataset_info([tmp_path / 'empty'])

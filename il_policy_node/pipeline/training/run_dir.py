@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = 'cpu') -> dic
         raise CheckpointError(f'{path}: no such checkpoint (has training finished an epoch?)')
     if path.stat().st_size == 0:
         raise CheckpointError(f'{path}: empty file (0 bytes), not a checkpoint')
+    with open(path, 'rb') as stream:
+        if stream.read(1) == b'\x80':
+            raise CheckpointError(f'{path}: a Python pickle, not a checkpoint of il-policy '
+                                  'train (a zip of tensors and plain values); refused, never '
+                                  'unpickled')
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # torch warns about pickles it then refuses anyway
+            warnings.simplefilter('ignore', UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f'{path}: refused: it holds Python objects, not only tensors and plain values '
