@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from il_policy_node.cli.common import EXIT_OK
+from il_policy_node.files import atomic_write
 from il_policy_node.runtime.chunks import ChunkExecution, ChunkOptions
 
 HELP = 'open-loop evaluation of policy.pt on a dataset'
@@ -46,6 +46,6 @@ def main(args: argparse.Namespace) -> int:
     for path in result.plots:
         print(f'wrote {path}')
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + '\n')
+        atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + '\n')
         print(f'wrote {args.json}')
     return EXIT_OK

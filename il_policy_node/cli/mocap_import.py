@@ -64,10 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--start-time', type=float, default=None, metavar='UNIX_S',
                         help='time of the first sample of every clip (default: the '
                              "file's modification time)")
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
-                        help='bag storage (default: mcap)')
-    parser.add_argument('--compression', choices=('none', 'zstd'), default='none',
-                        help='bag compression (default: none)')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default=None,
+                        help="bag storage (default: the recorder's, mcap)")
+    parser.add_argument('--compression', choices=('none', 'zstd'), default=None,
+                        help="bag compression (default: the recorder's, none)")
     parser.add_argument('--strict', action='store_true', help='stop at the first bad clip')
     parser.add_argument('--reimport', action='store_true',
                         help='import clips the session already holds again')
@@ -89,12 +89,13 @@ def main(args: argparse.Namespace) -> int:
         robot = RobotJoints.from_urdf(urdf.read_text(encoding='utf-8'),
                                       tuple(load_retarget_map(map_path).joints),
                                       f'urdf {urdf.resolve()}')
+    storage = {key: value for key, value in (('storage', args.storage),
+                                             ('compression', args.compression)) if value}
     config = importer.ImportConfig(
         map_path=map_path, output_dir=Path(args.output), session=args.session, task=args.task,
         operator=args.operator, robot=robot, command_topic=args.command_topic,
         end_effector_namespace=args.end_effector_namespace, start_time_s=args.start_time,
-        storage=args.storage, compression=args.compression, strict=args.strict,
-        reimport=args.reimport)
+        strict=args.strict, reimport=args.reimport, **storage)
 
     def show(result) -> None:
         if result.status == importer.FAILED:

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from il_policy_node.errors import MocapError
+from il_policy_node.files import atomic_write
 
 POSITION_CHANNELS = ('Xposition', 'Yposition', 'Zposition')
 ROTATION_CHANNELS = ('Xrotation', 'Yrotation', 'Zrotation')
@@ -264,7 +265,7 @@ def write_bvh(path: str | Path, clip: BvhClip) -> None:
     emit(0, 0)
     lines += ['MOTION', f'Frames: {clip.num_frames}', f'Frame Time: {clip.frame_time:.9g}']
     lines += [_numbers(row) for row in clip.frames]
-    Path(path).write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    atomic_write(path, '\n'.join(lines) + '\n')
 
 
 def _numbers(values) -> str:

@@ -53,7 +53,14 @@ from il_policy_node.mocap.topics import COMMAND_TOPIC, END_EFFECTOR_NAMESPACE, I
 from il_policy_node.recording.definitions import MessageDefinitions
 from il_policy_node.recording.metadata import EpisodeMetadata, MocapClip, is_closed_episode
 from il_policy_node.recording.session import Session, check_output_dir
-from il_policy_node.recording.writer import COMPRESSIONS, STORAGES, EpisodeWriter, TopicInfo
+from il_policy_node.recording.writer import (
+    COMPRESSION,
+    COMPRESSIONS,
+    STORAGE,
+    STORAGES,
+    EpisodeWriter,
+    TopicInfo,
+)
 from il_policy_node.runtime.robot import RobotJoints
 
 LOG = logging.getLogger(__name__)
@@ -78,8 +85,8 @@ class ImportConfig:
     command_topic: str = COMMAND_TOPIC
     end_effector_namespace: str = END_EFFECTOR_NAMESPACE
     start_time_s: float | None = None         # None: each file's modification time
-    storage: str = 'mcap'
-    compression: str = 'none'
+    storage: str = STORAGE
+    compression: str = COMPRESSION
     strict: bool = False                      # stop at the first bad clip
     reimport: bool = False                    # import clips the session already holds
 

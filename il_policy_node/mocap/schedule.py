@@ -29,6 +29,21 @@ CLIP_ERRORS = (MocapError, OSError)
 
 
 @dataclass(frozen=True)
+class Playback:
+    """How the clips are played (the defaults are mocap_bridge's parameters')."""
+
+    loop: bool = False                  # the files again and again
+    follow: bool = False                # the last file followed while it is written
+    follow_timeout_s: float = 5.0       # a followed file ends this long after its last frame
+    rate_scale: float = 1.0             # 2.0: twice as fast
+    publish_rate_hz: float = 0.0        # 0: the clip's own rate times rate_scale
+
+    def __post_init__(self) -> None:
+        if self.loop and self.follow:
+            raise MocapError('loop and follow exclude each other')
+
+
+@dataclass(frozen=True)
 class DueSample:
     """One sample to publish: row ``row`` of ``batch``, the clip's sample ``index``."""
 
@@ -43,24 +58,20 @@ class ClipScheduler:
 
     def __init__(self, files: Sequence[str], mapping: RetargetMap, *,
                  joint_names: Sequence[str], lower: Sequence[float] | None = None,
-                 upper: Sequence[float] | None = None, loop: bool = False,
-                 follow: bool = False, follow_timeout_s: float = 5.0, rate_scale: float = 1.0,
-                 publish_rate_hz: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 upper: Sequence[float] | None = None, playback: Playback = Playback(),
+                 clock: Callable[[], float] = time.monotonic,
                  report: Callable[[int, str], None] = LOG.log) -> None:
         """Clips of ``files`` retargeted with ``mapping`` onto the robot's joints.
 
-        ``publish_rate_hz`` 0: the clip's own rate times ``rate_scale`` (every frame once);
         ``clock``: monotonic seconds; ``report(level, message)``: skipped files, errors.
         """
-        if loop and follow:
-            raise MocapError('loop and follow exclude each other')
         self.files = [str(f) for f in files]
         self.mapping = mapping
         self._robot = dict(joint_names=tuple(joint_names), lower=lower, upper=upper)
-        self.loop, self.follow = loop, follow
-        self.follow_timeout_s = follow_timeout_s
-        self.rate_scale = rate_scale
-        self.publish_rate_hz = publish_rate_hz
+        self.loop, self.follow = playback.loop, playback.follow
+        self.follow_timeout_s = playback.follow_timeout_s
+        self.rate_scale = playback.rate_scale
+        self.publish_rate_hz = playback.publish_rate_hz
         self._clock, self._report = clock, report
         self.index, self.round = -1, 0
         self._played_in_round = 0

@@ -316,11 +316,13 @@ class ClipSource:
     def __init__(self, path: str | Path, mapping: RetargetMap, *,
                  joint_names: Sequence[str], lower: Sequence[float] | None = None,
                  upper: Sequence[float] | None = None, rate_hz: float | None = None,
-                 follow: bool = False, follow_timeout_s: float = 5.0,
+                 follow: bool = False, follow_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.mapping = mapping
         self.follow = follow
+        if follow and follow_timeout_s is None:
+            raise BvhError(f'{self.path}: following a file needs a follow_timeout_s')
         self.follow_timeout_s = follow_timeout_s
         self._robot = dict(joint_names=joint_names, lower=lower, upper=upper, rate_hz=rate_hz)
         self._clock = clock

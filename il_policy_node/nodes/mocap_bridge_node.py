@@ -73,14 +73,20 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from il_policy_node.errors import ConfigError
 from il_policy_node.mocap.retarget import RetargetMap, check_robot, load_retarget_map, package_map
-from il_policy_node.mocap.schedule import ClipScheduler, DueSample
+from il_policy_node.mocap.schedule import ClipScheduler, DueSample, Playback
 from il_policy_node.recording.driver import EpisodeDriver, Finished, Preparation
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
-from il_policy_node.ros.params import ParamSpec, declare_and_read
+from il_policy_node.ros.params import ParamSpec, declare_and_read, default_of
 from il_policy_node.ros.qos import COMMAND_QOS
 from il_policy_node.ros.recorder_client import RecorderEpisodes
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.runtime.robot import RobotJoints
+
+
+def _p(name: str):
+    """The default of a Playback field: the parameter's default."""
+    return default_of(Playback, name)
+
 
 PARAMETERS = (
     ParamSpec('files', Parameter.Type.STRING_ARRAY,
@@ -95,14 +101,15 @@ PARAMETERS = (
               'With joint_names: lower position limits (rad); empty = none.'),
     ParamSpec('position_upper_limits', Parameter.Type.DOUBLE_ARRAY,
               'With joint_names: upper position limits (rad); empty = none.'),
-    ParamSpec('loop', False, 'Play the files again and again.'),
-    ParamSpec('follow', False, 'Follow the last file as it is written (tail -f).'),
-    ParamSpec('follow_timeout_s', 5.0, 'A followed file ends this long after its last new '
-                                       'frame.', float_range=(0.05, 86400.0)),
-    ParamSpec('rate_scale', 1.0, 'Playback speed (2.0 = twice as fast).',
+    ParamSpec('loop', _p('loop'), 'Play the files again and again.'),
+    ParamSpec('follow', _p('follow'), 'Follow the last file as it is written (tail -f).'),
+    ParamSpec('follow_timeout_s', _p('follow_timeout_s'),
+              'A followed file ends this long after its last new frame.',
+              float_range=(0.05, 86400.0)),
+    ParamSpec('rate_scale', _p('rate_scale'), 'Playback speed (2.0 = twice as fast).',
               float_range=(0.01, 100.0)),
-    ParamSpec('publish_rate_hz', 0.0, "Publish rate; 0 = the clip's frame rate times "
-                                      'rate_scale (every frame once).',
+    ParamSpec('publish_rate_hz', _p('publish_rate_hz'),
+              "Publish rate; 0 = the clip's frame rate times rate_scale (every frame once).",
               float_range=(0.0, 2000.0)),
     ParamSpec('publish_end_effectors', True,
               "PointStamped on mocap/end_effectors/<name> for the map's end effectors."),
@@ -165,12 +172,14 @@ class MocapBridgeNode(Node):
         self.settle_s = float(params['settle_s'])
         self.min_subscribers = int(params['min_subscribers'])
         self.wait_for_subscribers_s = float(params['wait_for_subscribers_s'])
-        self.clips = ClipScheduler(
-            files, self.mapping, joint_names=self.joint_names, lower=robot.lower,
-            upper=robot.upper, loop=bool(params['loop']), follow=bool(params['follow']),
+        playback = Playback(
+            loop=bool(params['loop']), follow=bool(params['follow']),
             follow_timeout_s=float(params['follow_timeout_s']),
             rate_scale=float(params['rate_scale']),
-            publish_rate_hz=float(params['publish_rate_hz']), report=self._report)
+            publish_rate_hz=float(params['publish_rate_hz']))
+        self.clips = ClipScheduler(files, self.mapping, joint_names=self.joint_names,
+                                   lower=robot.lower, upper=robot.upper, playback=playback,
+                                   report=self._report)
 
         self._command = JointStateMessage(self.joint_names, velocities=True)
         self._command_pub = self.create_publisher(JointState, COMMAND_TOPIC, MOCAP_QOS)

@@ -7,6 +7,7 @@ now; a new message replaces the old one). No dynamics: that is the MuJoCo sim's 
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from il_policy_node.errors import ConfigError
 from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS
@@ -37,10 +39,10 @@ class MockRobotNode(Node):
         params = declare_and_read(self, PARAMETERS)
         names = list(params['joint_names'])
         if not names:
-            raise ValueError('parameter joint_names is empty')
+            raise ConfigError('parameter joint_names is empty')
         initial = params['initial_positions'] or [0.0] * len(names)
         if len(initial) != len(names):
-            raise ValueError(f'parameter initial_positions has {len(initial)} values, '
+            raise ConfigError(f'parameter initial_positions has {len(initial)} values, '
                              f'joint_names has {len(names)}')
         self.joint_names = names
         self.position = np.asarray(initial, np.float64)
@@ -102,7 +104,7 @@ class MockRobotNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node(MockRobotNode, args)
+    sys.exit(spin_node(MockRobotNode, args))
 
 
 if __name__ == '__main__':

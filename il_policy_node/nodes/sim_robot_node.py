@@ -15,6 +15,7 @@ node clock and trajectory start stamps are converted from it.
 from __future__ import annotations
 
 import array
+import sys
 import time
 
 import numpy as np
@@ -29,6 +30,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from il_policy_node.errors import ConfigError
 from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_and_read
@@ -115,7 +117,7 @@ class SimRobotNode(Node):
         if not values:
             return None
         if len(values) != len(self.joint_names):
-            raise ValueError(f'initial_positions has {len(values)} values for '
+            raise ConfigError(f'initial_positions has {len(values)} values for '
                              f'{len(self.joint_names)} joints ({", ".join(self.joint_names)})')
         return [float(v) for v in values]
 
@@ -127,7 +129,7 @@ class SimRobotNode(Node):
                     reason=f'{param.name} is read at start-up only; restart the node')
             try:
                 self._initial_positions(list(param.value or []))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ConfigError) as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
@@ -220,7 +222,7 @@ class SimRobotNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node(SimRobotNode, args)
+    sys.exit(spin_node(SimRobotNode, args))
 
 
 if __name__ == '__main__':

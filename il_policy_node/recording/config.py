@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from il_policy_node.errors import ConfigError
-from il_policy_node.recording.writer import COMPRESSIONS, STORAGES, FlushPolicy
+from il_policy_node.recording.writer import (
+    COMPRESSION,
+    COMPRESSIONS,
+    STORAGE,
+    STORAGES,
+    FlushPolicy,
+)
 
 
 @dataclass(frozen=True)
@@ -24,8 +30,8 @@ class RecorderConfig:
     topic_types: tuple[str, ...]         # one per topic; '' = discover from the graph
     required_topics: tuple[str, ...] = ()
     required_timeout_s: float = 2.0
-    storage: str = 'mcap'
-    compression: str = 'none'
+    storage: str = STORAGE
+    compression: str = COMPRESSION
     max_episode_duration_s: float = 0.0
     task: str = ''
     operator: str = ''

@@ -78,7 +78,7 @@ class Session:
         return [json.loads(line) for line in lines if line.strip()]
 
     def add_to_index(self, entry: Mapping[str, Any]) -> None:
-        """Append one episode: the whole file is rewritten (temp file + os.replace)."""
+        """Add or replace one episode's line: the whole file is rewritten atomically."""
         entries = [e for e in self.read_index() if e.get('index') != entry['index']]
         entries.append(dict(entry))
         entries.sort(key=lambda e: e['index'])

@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 COMPRESSIONS = ('none', 'zstd')
+STORAGE, COMPRESSION = 'mcap', 'none'          # what episodes are written as by default
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class EpisodeWriter:
     writer thread (sqlite3 connections belong to the thread that made them).
     """
 
-    def __init__(self, path: Path, *, storage: str = 'mcap', compression: str = 'none',
+    def __init__(self, path: Path, *, storage: str = STORAGE, compression: str = COMPRESSION,
                  flush: FlushPolicy = FlushPolicy(),
                  started: EpisodeMetadata = EpisodeMetadata()) -> None:
         """Open the bag (its folder and RECORDING marker exist on return).
