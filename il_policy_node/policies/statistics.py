@@ -50,12 +50,16 @@ class RunningStatistics:
         self._count = 0
 
     def add(self, block: np.ndarray) -> None:
-        block = np.asarray(block, np.float64).reshape(-1, self._mean.size)
+        block = np.asarray(block)
+        if block.dtype != np.float32:
+            block = block.astype(np.float64, copy=False)
+        block = block.reshape(-1, self._mean.size)
         n = len(block)
         if n == 0:
             return
-        mean = block.mean(axis=0)
-        squares = ((block - mean) ** 2).sum(axis=0)
+        mean = np.add.reduce(block, axis=0, dtype=np.float64) / n
+        deviation = block - mean.astype(block.dtype)     # float32 data stay float32 here
+        squares = np.einsum('ij,ij->j', deviation, deviation, dtype=np.float64)
         total = self._count + n
         delta = mean - self._mean
         self._squares += squares + delta * delta * (self._count * n / total)

@@ -86,7 +86,6 @@ class EpisodeWriter:
         self._compression = compression
         self._flush_period_s = flush.period_s
         self._started = started
-        self.flushes = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._connections: dict[str, Any] = {}
         self._writer: Writer | None = None
@@ -179,7 +178,6 @@ class EpisodeWriter:
             storage.bio.flush()
         else:
             storage.conn.commit()
-        self.flushes += 1
 
     def _abort(self) -> None:
         try:

@@ -20,9 +20,9 @@ class Segment:
     """Aligned rows of one episode (or of one part of it between gaps)."""
 
     index: int
-    position: np.ndarray          # float64 [T, J] observation positions (all topic joints)
-    velocity: np.ndarray | None   # float64 [T, J]
-    action: np.ndarray            # float64 [T, A] (all command joints or the topic joints)
+    position: np.ndarray          # float32 [T, J] observation positions (all topic joints)
+    velocity: np.ndarray | None   # float32 [T, J]
+    action: np.ndarray            # float32 [T, A] (all command joints or the topic joints)
     extra: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
     # per observation.extra input: (positions, velocities or None), all its topic's joints
 
@@ -81,10 +81,13 @@ def _check_finite(topic: str, name: str, values: np.ndarray | None,
 
 
 def _interp(t_grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Linear interpolation of every column of ``values`` (sampled at ``t``) at ``t_grid``."""
+    """Linear interpolation of every column of ``values`` (sampled at ``t``) at ``t_grid``.
+
+    Computed in float64, returned in the dataset's float32.
+    """
     i = np.clip(np.searchsorted(t, t_grid, side='right') - 1, 0, len(t) - 2)
     w = ((t_grid - t[i]) / (t[i + 1] - t[i]))[:, None]
-    return values[i] * (1.0 - w) + values[i + 1] * w
+    return (values[i] * (1.0 - w) + values[i + 1] * w).astype(np.float32)
 
 
 def gap_intervals(t: np.ndarray, max_gap: float) -> list[tuple[float, float]]:

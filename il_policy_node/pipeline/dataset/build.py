@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import queue
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,12 +16,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from il_policy_node.errors import BagError, DatasetError
-from il_policy_node.formats import DATASET_FORMAT_VERSION
+from il_policy_node.formats import DATASET_ARRAYS, DATASET_FORMAT_VERSION
 from il_policy_node.pipeline.bags import find_bags
 from il_policy_node.pipeline.dataset.align import EpisodeResult, load_episode
 from il_policy_node.pipeline.dataset.config import DatasetConfig
 from il_policy_node.pipeline.dataset.format import write_dataset
-from il_policy_node.policies.statistics import Statistics
+from il_policy_node.policies.statistics import RunningStatistics
 
 LOG = logging.getLogger(__name__)
 
@@ -121,26 +123,89 @@ def build_dataset(bags_or_dirs: Sequence[str | Path], *, config: DatasetConfig,
 
 def _run_all(bags: list[str], config: DatasetConfig, workers: int,
              progress: bool) -> list[EpisodeResult]:
+    """Every bag through load_episode, here and with workers > 1 in helper processes too.
+
+    Every process takes the next bag from a shared counter whenever it is free, so no core
+    idles while another still has bags to go, and this process works while the helpers start.
+    Helpers are forked when this process runs no other thread (cheap, and safe then);
+    otherwise spawned (a clean interpreter each).
+    """
     from tqdm import tqdm
-    bar = tqdm(total=len(bags), unit='bag', desc='dataset', disable=not progress)
     results: list[EpisodeResult | None] = [None] * len(bags)
-    try:
-        if workers <= 1 or len(bags) == 1:
+    helpers = min(workers, len(bags)) - 1
+    if helpers <= 0:
+        with tqdm(total=len(bags), unit='bag', desc='dataset', disable=not progress) as bar:
             for i, bag in enumerate(bags):
                 results[i] = load_episode(bag, config)
                 bar.update()
-        else:
-            context = multiprocessing.get_context('spawn')
-            with ProcessPoolExecutor(max_workers=min(workers, len(bags)),
-                                     mp_context=context) as pool:
-                futures = {pool.submit(load_episode, bag, config): i
-                           for i, bag in enumerate(bags)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
+        return list(results)
+    method = 'fork' if threading.active_count() == 1 and \
+        'fork' in multiprocessing.get_all_start_methods() else 'spawn'
+    context = multiprocessing.get_context(method)
+    # the largest first: the last bags taken are small, so the processes end together
+    order = sorted(range(len(bags)), key=lambda i: -_size(bags[i]))
+    counter, done = context.Value('i', 0), context.Queue()
+    processes = [context.Process(target=_helper, args=(bags, order, config, counter, done),
+                                 daemon=True, name=f'dataset helper {k}')
+                 for k in range(helpers)]
+    for process in processes:
+        process.start()
+    finished = 0
+    with tqdm(total=len(bags), unit='bag', desc='dataset', disable=not progress) as bar:
+        def collect(block: bool) -> None:
+            nonlocal finished
+            while True:
+                try:
+                    i, result = done.get(block=block, timeout=1.0 if block else None)
+                except queue.Empty:
+                    return
+                if i is None:
+                    finished += 1
+                else:
+                    results[i] = result
                     bar.update()
-    finally:
-        bar.close()
-    return [r for r in results if r is not None]
+                if block:
+                    return
+        for i in iter(lambda: _next_bag(counter, order), None):
+            results[i] = load_episode(bags[i], config)
+            bar.update()
+            collect(block=False)
+        while finished < helpers and any(p.is_alive() for p in processes):
+            collect(block=True)
+        collect(block=False)
+    for process in processes:
+        process.join()
+    for i, result in enumerate(results):
+        if result is None:      # a helper died (killed) while reading it
+            results[i] = EpisodeResult(bag=bags[i], name=Path(bags[i]).name, error=(
+                'the process reading it died: '
+                f'exit codes {[p.exitcode for p in processes]}'))
+    return list(results)
+
+
+def _size(bag: str) -> int:
+    path = Path(bag)
+    try:
+        return sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else \
+            path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _next_bag(counter: Any, order: list[int]) -> int | None:
+    """The bag to read next, of the shared counter's place in ``order`` (None: all taken)."""
+    with counter.get_lock():
+        place = counter.value
+        counter.value = place + 1
+    return order[place] if place < len(order) else None
+
+
+def _helper(bags: list[str], order: list[int], config: DatasetConfig, counter: Any,
+            done: Any) -> None:
+    """A helper process: bags from the shared counter until there are none; then None."""
+    for i in iter(lambda: _next_bag(counter, order), None):
+        done.put((i, load_episode(bags[i], config)))
+    done.put((None, None))
 
 
 def _split(names: list[str], seed: int, val_fraction: float) -> set[str]:
@@ -178,8 +243,8 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
             names_seen[name] = names_seen.get(name, 0) + 1
             if names_seen[name] > 1:
                 name = f'{name}~{names_seen[name] - 1}'
-            obs_parts.append(np.hstack(fields).astype(np.float32))
-            act_parts.append(segment.action[:, act_cols].astype(np.float32))
+            obs_parts.append(np.hstack(fields))
+            act_parts.append(segment.action[:, act_cols])
             ep_parts.append(np.full(n, len(episodes), np.int32))
             time_parts.append(np.arange(n) / config.control_rate_hz)
             episodes.append({
@@ -192,14 +257,10 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
     arrays = {'observations': np.concatenate(obs_parts),
               'actions': np.concatenate(act_parts),
               'episode': np.concatenate(ep_parts), 'time': np.concatenate(time_parts)}
-    train = np.isin(arrays['episode'],
-                    [i for i, e in enumerate(episodes) if e['split'] == 'train'])
-    stats = {key: Statistics.of(arrays[array][train] if train.any() else arrays[array]).to_dict()
-             for key, array in (('observation', 'observations'), ('action', 'actions'))}
-    digest = hashlib.sha256()
-    for key in ('observations', 'actions', 'episode', 'time'):
-        digest.update(key.encode())
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    with ThreadPoolExecutor(max_workers=1) as pool:   # hashing releases the GIL
+        fingerprint = pool.submit(_fingerprint, arrays)
+        stats = _train_statistics(arrays, episodes)
+        digest = fingerprint.result()
     manifest = {
         'format_version': DATASET_FORMAT_VERSION,
         'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
@@ -212,10 +273,32 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
         'action': {'joints': list(act_joints),
                    'source': 'command' if config.action_source == 'command' else 'future_state',
                    'topic': config.action_topic, 'future_steps': config.future_steps},
-        'timestamps': config.timestamps, 'fingerprint': digest.hexdigest()[:16],
+        'timestamps': config.timestamps, 'fingerprint': digest,
         'stats': stats, 'episodes': episodes, 'skipped': skipped,
         'splits': {'seed': config.seed, 'val_fraction': config.val_fraction}}
     return manifest, arrays
+
+
+def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
+    """16 hex chars of the sha256 of the arrays (their bytes, in DATASET_ARRAYS order)."""
+    digest = hashlib.sha256()
+    for key in DATASET_ARRAYS:
+        digest.update(key.encode())
+        digest.update(memoryview(np.ascontiguousarray(arrays[key])).cast('B'))
+    return digest.hexdigest()[:16]
+
+
+def _train_statistics(arrays: dict[str, np.ndarray], episodes: list[dict[str, Any]]
+                      ) -> dict[str, dict[str, list[float]]]:
+    """Statistics of the train episodes' rows (of every row when no episode is for training)."""
+    train = [e for e in episodes if e['split'] == 'train'] or episodes
+    stats = {}
+    for key, name in (('observation', 'observations'), ('action', 'actions')):
+        running = RunningStatistics(arrays[name].shape[1])
+        for episode in train:
+            running.add(arrays[name][episode['start']:episode['start'] + episode['length']])
+        stats[key] = running.result().to_dict()
+    return stats
 
 
 def _blocks(fields: Sequence[str], position: np.ndarray, velocity: np.ndarray | None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import pickle
 import warnings
 import zipfile
@@ -221,6 +220,3 @@ def plot_losses(rows: list[dict[str, float]], path: str | Path) -> None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
-
-def last_loss(rows: list[dict[str, float]], key: str) -> float:
-    return rows[-1][key] if rows else math.nan
