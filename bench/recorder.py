@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._graph import bench_graph  # noqa: E402
 from bench._recorder_nodes import SEQ_SLICE, TYPE_NAMES, stamp_ns  # noqa: E402
+from il_policy_node.recording.config import EXECUTORS  # noqa: E402
 from il_policy_node.recording.qos import RECORDING_DEPTH  # noqa: E402
 from il_policy_node.ros.local_graph import ros_args, spawn, stop  # noqa: E402
 
@@ -276,14 +277,15 @@ def floor_window(publishers, outs, *, control: Control, env, workdir: Path, rate
 
 
 def recorder_window(publishers, outs, *, control: Control, env, workdir: Path, rate_hz: float,
-                    phase: int, timeout_s: float, storage: str, compression: str) -> dict:
+                    phase: int, timeout_s: float, storage: str, compression: str,
+                    executor: str) -> dict:
     """The real demo_recorder recording one episode against one publishing phase."""
     from std_srvs.srv import SetBool, Trigger
     output_dir = workdir / f'bags_{rate_hz:g}'
     log = workdir / f'recorder_{rate_hz:g}.log'
     params = {'output_dir': str(output_dir), 'session': 'bench',
               'topics': list(TOPICS.values()), 'topic_types': [TYPE_NAMES[k] for k in TOPICS],
-              'storage': storage, 'compression': compression}
+              'storage': storage, 'compression': compression, 'executor': executor}
     recorder = spawn('il_policy_node.nodes.demo_recorder_node', env=env, log_path=log,
                      args=ros_args(params))
     try:
@@ -332,8 +334,7 @@ def recorder_window(publishers, outs, *, control: Control, env, workdir: Path, r
 
 def bench_rate(rate_hz: float, *, control: Control, env, workdir: Path, duration_s: float,
                publisher_depth: int, floor_depth: int, floor_executor: str, storage: str,
-               compression: str,
-               skip_recorder: bool) -> dict:
+               compression: str, recorder_executor: str, skip_recorder: bool) -> dict:
     """Floor and recorder windows at one JointState rate against the same publishers."""
     rates = {'joint_states': rate_hz, 'joint_trajectory': TRAJECTORY_RATE_HZ}
     publishers, outs = {}, {}
@@ -358,7 +359,8 @@ def bench_rate(rate_hz: float, *, control: Control, env, workdir: Path, duration
         if not skip_recorder:
             print(f'{rate_hz:g} Hz: recorder ({duration_s:g} s)', file=sys.stderr)
             recorder = recorder_window(publishers, outs, phase=2, storage=storage,
-                                       compression=compression, **window)
+                                       compression=compression, executor=recorder_executor,
+                                       **window)
     finally:
         for process in publishers.values():
             stop(process)
@@ -468,6 +470,8 @@ def main() -> None:
     parser.add_argument('--floor-executor', choices=('single', 'events', 'drain'),
                         default='single', help='single (the floor: as rclpy.spin); events, '
                         'drain: experiments, see bench/_recorder_nodes.py')
+    parser.add_argument('--recorder-executor', choices=EXECUTORS, default='single',
+                        help="demo_recorder's executor parameter (default: single)")
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     parser.add_argument('--compression', default='none', choices=('none', 'zstd'))
     parser.add_argument('--floor-only', action='store_true', help='skip the recorder windows')
@@ -490,6 +494,7 @@ def main() -> None:
                                    floor_depth=args.floor_depth,
                                    floor_executor=args.floor_executor, storage=args.storage,
                                    compression=args.compression,
+                                   recorder_executor=args.recorder_executor,
                                    skip_recorder=args.floor_only))
             print(json.dumps(runs[-1]), file=sys.stderr)
     report = {'runs': runs, 'goals': goals(runs),
@@ -498,6 +503,7 @@ def main() -> None:
                          'qos': f'reliable, volatile; publisher depth {args.publisher_depth}, '
                                 f'floor depth {args.floor_depth}',
                          'floor_executor': args.floor_executor,
+                         'recorder_executor': args.recorder_executor,
                          'storage': args.storage, 'compression': args.compression,
                          'cpus': os.cpu_count()}}
     report['all_goals_pass'] = all(g['pass'] for g in report['goals'].values())

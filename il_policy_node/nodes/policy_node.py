@@ -20,6 +20,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
+from rclpy.executors import Executor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -208,7 +209,7 @@ class PolicyNode(LifecycleNode):
         if self._controller is not None:
             self._publish(self._controller.deactivate())
 
-    def hold_before_exit(self) -> None:
+    def hold_before_exit(self, executor: Executor | None = None) -> None:
         """On Ctrl-C / SIGTERM: the hold, delivered to the controller before the node goes.
 
         Destroying the publisher right after publishing can drop the message; waiting for the

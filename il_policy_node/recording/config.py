@@ -19,6 +19,8 @@ from il_policy_node.recording.writer import (
     FlushPolicy,
 )
 
+EXECUTORS = ('single', 'events')         # how the node is spun (ros/spin.py make_executor)
+
 
 @dataclass(frozen=True)
 class RecorderConfig:
@@ -38,6 +40,7 @@ class RecorderConfig:
     keyboard: bool = False
     min_free_disk_mb: float = 200.0
     flush_period_s: float = FlushPolicy().period_s
+    executor: str = 'single'             # or 'events' (ros/spin.py make_executor)
 
     @property
     def session_dir(self) -> Path:
@@ -86,6 +89,10 @@ class RecorderConfig:
         output_dir = str(params.get('output_dir') or '')
         if not output_dir:
             raise ConfigError('parameter output_dir is empty')
+        executor = str(params.get('executor', default('executor')))
+        if executor not in EXECUTORS:
+            raise ConfigError(f'parameter executor must be one of {list(EXECUTORS)}, got '
+                              f'{executor!r}')
         flush = _non_negative(params, 'flush_period_s')
         if flush <= 0:
             raise ConfigError(f'parameter flush_period_s must be > 0, got {flush}')
@@ -97,7 +104,8 @@ class RecorderConfig:
             max_episode_duration_s=_non_negative(params, 'max_episode_duration_s'),
             task=str(params.get('task') or ''), operator=str(params.get('operator') or ''),
             keyboard=bool(params.get('keyboard', default('keyboard'))),
-            min_free_disk_mb=_non_negative(params, 'min_free_disk_mb'), flush_period_s=flush)
+            min_free_disk_mb=_non_negative(params, 'min_free_disk_mb'), flush_period_s=flush,
+            executor=executor)
 
 
 def default(name: str) -> Any:

@@ -116,9 +116,11 @@ def check_entry(entry: dict, index: int, expected: Expected, *, success: bool, r
     assert entry['duration_s'] >= 0.0 and entry['start_wall_time'] <= entry['stop_wall_time']
 
 
-def test_episodes_back_to_back_hold_exactly_their_own_messages(recorder_graph, tmp_path):
+@pytest.mark.parametrize('executor', ['single', 'events'])
+def test_episodes_back_to_back_hold_exactly_their_own_messages(recorder_graph, tmp_path,
+                                                               executor):
     rec = start_recorder(recorder_graph, recorder_params(
-        tmp_path / 'demos', task='stack cups', operator='ada'))
+        tmp_path / 'demos', task='stack cups', operator='ada', executor=executor))
     first = start_ok(rec, 1)
     assert (first / 'RECORDING').exists()
     again = rec.start()
@@ -168,10 +170,11 @@ def test_a_discarded_episode_leaves_nothing_behind(recorder_graph, tmp_path):
     check_entry(entries[0], int(kept[0].name[-4:]), expected, success=True, reason='service')
 
 
-def test_max_episode_duration_stops_the_episode_by_itself(recorder_graph, tmp_path):
+@pytest.mark.parametrize('executor', ['single', 'events'])
+def test_max_episode_duration_stops_the_episode_by_itself(recorder_graph, tmp_path, executor):
     rec = start_recorder(recorder_graph, recorder_params(
         tmp_path / 'demos', topics=['/js'], topic_types=[JOINT_STATE],
-        max_episode_duration_s=1.5))
+        max_episode_duration_s=1.5, executor=executor))
     source = recorder_graph.seq_publisher('/js', '--duration', '30', '--rate-hz', '200',
                                           name='pub_js')
     assert wait_until(lambda: '"matched"' in source.log(), 30.0), source.log()
@@ -216,10 +219,12 @@ def test_start_is_refused_while_a_required_topic_is_missing_or_silent(recorder_g
     assert [p.name for p in rec.session_dir.glob('episode_*')] == ['episode_0001']
 
 
-@pytest.mark.parametrize('signal_name', ['SIGTERM', 'SIGINT'])
+@pytest.mark.parametrize('signal_name, executor', [('SIGTERM', 'single'), ('SIGINT', 'single'),
+                                                   ('SIGINT', 'events')])
 def test_a_signal_mid_episode_closes_the_bag_with_everything_received(recorder_graph, tmp_path,
-                                                                      signal_name):
-    rec = start_recorder(recorder_graph, recorder_params(tmp_path / 'demos', task='pour'))
+                                                                      signal_name, executor):
+    rec = start_recorder(recorder_graph, recorder_params(tmp_path / 'demos', task='pour',
+                                                         executor=executor))
     bag = start_ok(rec, 1)
     expected = record(rec, {'/js': (400, 0), '/traj': (100, 0)})
     rec.process.popen.send_signal(getattr(signal, signal_name))
@@ -322,10 +327,12 @@ def test_topic_types_discovered_from_the_graph_with_the_qos_of_their_publishers(
     assert entry['message_counts']['/best_effort'] == len(lossy), entry
 
 
+@pytest.mark.parametrize('executor', ['single', 'events'])
 def test_a_vanished_publisher_warns_and_a_changed_type_is_an_error_naming_the_topic(
-        recorder_graph, tmp_path):
+        recorder_graph, tmp_path, executor):
     rec = start_recorder(recorder_graph, recorder_params(
-        tmp_path / 'demos', topics=['/js', '/morph'], topic_types=[JOINT_STATE, '']))
+        tmp_path / 'demos', topics=['/js', '/morph'], topic_types=[JOINT_STATE, ''],
+        executor=executor))
     bag = start_ok(rec, 1)
     expected = record(rec, {'/js': (100, 0), '/morph': (50, 0)})   # then the publishers exit
     rx = rec.rx
