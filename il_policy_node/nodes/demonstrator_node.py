@@ -45,7 +45,7 @@ from il_policy_node.recording.driver import EpisodeDriver, Finished, Preparation
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
 from il_policy_node.ros.params import ParamSpec, declare_and_read, default_of
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
-from il_policy_node.ros.recorder_client import RecorderEpisodes
+from il_policy_node.ros.recorder_client import RecorderEpisodes, drive
 from il_policy_node.ros.spin import spin_node
 from il_policy_node.sim.demonstrator import (
     ARM6_HOME,
@@ -201,12 +201,7 @@ class DemonstratorNode(Node):
         return self.episodes[self._index]
 
     def _tick(self) -> None:
-        result = self._driver.step(time.monotonic())
-        if result is not None and not self.finished.done():
-            self._timer.cancel()
-            log = self.get_logger().error if result.exit_code else self.get_logger().info
-            log(result.message)
-            self.finished.set_result(result)
+        drive(self, self._driver, self._timer, self.finished)
 
     # -- the player (recording/driver.py Player) -------------------------------------------
     def listeners_ready(self, now: float) -> bool:

@@ -13,9 +13,12 @@ import time
 
 from rclpy.node import Node
 from rclpy.publisher import Publisher
+from rclpy.task import Future
+from rclpy.timer import Timer
 from std_srvs.srv import SetBool, Trigger
 
 from il_policy_node.errors import RecordingError
+from il_policy_node.recording.driver import EpisodeDriver
 
 RETRY_START_S = 0.5
 
@@ -144,3 +147,16 @@ class RecorderEpisodes:
         if self.timed_out(now):
             raise RecordingError(f'no answer from {name} within {self.service_timeout_s:g} s')
         return False
+
+
+def drive(node: Node, driver: EpisodeDriver, timer: Timer, finished: Future) -> None:
+    """One timer tick of a node's EpisodeDriver.
+
+    At the end: log the result and complete ``finished`` (spin_node returns its exit code).
+    """
+    result = driver.step(time.monotonic())
+    if result is not None and not finished.done():
+        timer.cancel()
+        log = node.get_logger().error if result.exit_code else node.get_logger().info
+        log(result.message)
+        finished.set_result(result)

@@ -33,8 +33,8 @@ def _fields(values, what: str) -> tuple[StateField, ...]:
                           f'{list(values)}') from None
 
 
-def _check_joints_fields(what: str, joints: tuple[str, ...],
-                         fields: tuple['StateField', ...]) -> None:
+def check_joint_names(what: str, joints: tuple[str, ...]) -> None:
+    """ConfigError naming ``what`` unless ``joints`` are non-empty, unique, non-empty names."""
     if not joints:
         raise ConfigError(f'{what} lists no joints')
     if any(not isinstance(j, str) or not j for j in joints):
@@ -42,6 +42,11 @@ def _check_joints_fields(what: str, joints: tuple[str, ...],
     duplicates = sorted({j for j in joints if joints.count(j) > 1})
     if duplicates:
         raise ConfigError(f'duplicate joint names in {what}: {duplicates}')
+
+
+def _check_joints_fields(what: str, joints: tuple[str, ...],
+                         fields: tuple['StateField', ...]) -> None:
+    check_joint_names(what, joints)
     if not fields:
         raise ConfigError(f'{what} lists no fields')
     if len(set(fields)) != len(fields):

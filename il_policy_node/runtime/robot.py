@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from il_policy_node.errors import ConfigError
+from il_policy_node.runtime.observation import check_joint_names
 from il_policy_node.runtime.urdf import urdf_joint_limits
 
 # the parameter names of the limits, as the nodes declare them
@@ -30,13 +31,7 @@ class RobotJoints:
     def __post_init__(self) -> None:
         names = tuple(self.joint_names)
         object.__setattr__(self, 'joint_names', names)
-        if not names:
-            raise ConfigError(f'{self.source}: no joints')
-        if any(not isinstance(j, str) or not j for j in names):
-            raise ConfigError(f'{self.source}: joint names must be non-empty strings')
-        duplicates = sorted({j for j in names if names.count(j) > 1})
-        if duplicates:
-            raise ConfigError(f'{self.source}: joints {duplicates} are listed more than once')
+        check_joint_names(self.source, names)
         for key in ('lower', 'upper', 'velocity'):
             values = tuple(getattr(self, key))
             if len(values) != len(names):
@@ -65,11 +60,7 @@ class RobotJoints:
         names = tuple(joint_names)
         if not names:
             raise ConfigError('parameter joint_names is empty: list the controller joints')
-        if any(not j for j in names):
-            raise ConfigError('parameter joint_names contains an empty name')
-        duplicates = sorted({j for j in names if names.count(j) > 1})
-        if duplicates:
-            raise ConfigError(f'parameter joint_names lists {duplicates} more than once')
+        check_joint_names('parameter joint_names', names)
         given = {LOWER: _per_joint(lower, LOWER, names),
                  UPPER: _per_joint(upper, UPPER, names),
                  VELOCITY: _per_joint(velocity, VELOCITY, names, allow_single=True)}

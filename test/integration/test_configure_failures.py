@@ -108,7 +108,7 @@ def test_each_bad_parameter_fails_configure(graph, tmp_path):
                            'position_upper_limits': [1.0, 1.0, 1.0]},
                           "joint 'j1': lower limit 2.0 > upper limit 1.0"),
         'duplicate joints': ({'joint_names': ['j0', 'j1', 'j1']},
-                             "parameter joint_names lists ['j1'] more than once"),
+                             "duplicate joint names in parameter joint_names: ['j1']"),
         'unknown policy joint': ({'joint_names': ['j0', 'j1', 'elbow']},
                                  "policy joint 'j2' is not among the controller joint_names"),
         'rate differs': ({'control_rate_hz': 50.0},

@@ -32,7 +32,7 @@ def test_valid_parameters():
 @pytest.mark.parametrize('changes, message', [
     ({'model_path': ''}, 'model_path is empty'),
     ({'joint_names': []}, 'joint_names is empty'),
-    ({'joint_names': ['a', 'a']}, "joint_names lists \\['a'\\] more than once"),
+    ({'joint_names': ['a', 'a']}, "duplicate joint names in parameter joint_names: \\['a'\\]"),
     ({'control_rate_hz': 0.0}, 'control_rate_hz must be > 0'),
     ({'control_rate_hz': -5.0}, 'control_rate_hz must be > 0'),
     ({'control_rate_hz': 'fast'}, 'control_rate_hz must be a number'),

@@ -101,13 +101,19 @@ def load_dataset(path: str | Path) -> Dataset:
         raise DatasetError(f'{data_path}: array {exc.args[0]} is missing') from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f'{data_path}: cannot read ({exc})') from None
+    _check_named(manifest, arrays, path, manifest_path)
+    return Dataset(path=path, manifest=manifest, **arrays)
+
+
+def _check_named(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], path: Path,
+                 manifest_path: Path) -> None:
+    """_check, its problems named by the dataset (or its manifest, when malformed)."""
     try:
         _check(manifest, arrays)
     except (KeyError, TypeError) as exc:
         raise DatasetError(f'{manifest_path}: malformed ({type(exc).__name__}: {exc})') from None
     except DatasetError as exc:
         raise DatasetError(f'{path}: {exc}') from None
-    return Dataset(path=path, manifest=manifest, **arrays)
 
 
 def _check(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
@@ -163,12 +169,7 @@ def write_dataset(path: str | Path, manifest: Mapping[str, Any],
     """
     path = Path(path)
     manifest = {'format_version': DATASET_FORMAT_VERSION, **manifest}
-    try:
-        _check(manifest, arrays)
-    except (KeyError, TypeError) as exc:
-        raise DatasetError(f'{path}: malformed manifest ({type(exc).__name__}: {exc})') from None
-    except DatasetError as exc:
-        raise DatasetError(f'{path}: {exc}') from None
+    _check_named(manifest, arrays, path, path / MANIFEST_FILE)
     try:
         with atomic_directory(path, overwrite=overwrite) as tmp:
             with open(tmp / DATA_FILE, 'wb') as stream:
