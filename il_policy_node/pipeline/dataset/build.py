@@ -1,6 +1,7 @@
 """Bags -> one dataset directory: every bag aligned in worker processes, splits, statistics."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -148,8 +149,12 @@ def _run_all(bags: list[str], config: DatasetConfig, workers: int,
     processes = [context.Process(target=_helper, args=(bags, order, config, counter, done),
                                  daemon=True, name=f'dataset helper {k}')
                  for k in range(helpers)]
+    if method == 'fork':
+        gc.freeze()        # the helpers' collector then leaves the inherited pages unshared
     for process in processes:
         process.start()
+    if method == 'fork':
+        gc.unfreeze()
     finished = 0
     with tqdm(total=len(bags), unit='bag', desc='dataset', disable=not progress) as bar:
         def collect(block: bool) -> None:
