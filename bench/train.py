@@ -4,8 +4,9 @@ The seed MLP (60 -> 256 -> 256 -> 30: 30 joints, positions and velocities, k = H
 Adam lr 1e-3 and MSE. A synthetic dataset in the contract format is written to a temporary
 directory. The floor is a bare loop over the same rows normalized once in advance by the run's
 processor (one randperm per pass, index, forward, backward, step), timed before and after our
-run (their mean is the floor). Ours is pipeline/training train() on that dataset (raw batches
-through the processor each step), sized to take about half of --seconds:
+run (their mean is the floor). Ours is pipeline/training train() on that dataset (which also
+puts the rows through the processor once, then gathers batches), sized to take about half of
+--seconds:
 samples_per_s counts the training rows of every epoch over the epochs' own time (training steps
 and the validation pass, as in metrics.csv); samples_per_s_end_to_end over the whole train()
 call (loading, checkpoints, TensorBoard, loss plot). Progress goes to stderr; the last stdout

@@ -4,9 +4,10 @@ A policy is ``Policy(processor, network)``. The processor is one torch module, b
 the dataset statistics when training starts, applied to every training batch, and scripted as
 it is into the artifact, so training and the robot compute the same thing:
 
-- ``encode(obs [B, k*F])``: input differences (a column minus another, e.g. goal - position:
-  relative inputs), then ``(x - mean) / std``, then the columns the network sees (all, or all
-  but the absolute positions); ``[B, C]``.
+- ``encode(obs [B, k*F])``: frame by frame, input differences (a column minus another, e.g.
+  goal - position: relative inputs), then ``(x - mean) / std``, then the columns the network
+  sees (all, or all but the absolute positions); ``[B, C]``. Training applies the same steps
+  (``encode_frames``, ``scale_actions``, ``action_offsets``) to the dataset's rows once.
 - ``decode(out [B, H*A], obs)``: ``out * std + mean`` per action joint, plus the newest
   observed position of each action joint (relative actions); ``[B, H, A]`` joint targets.
 - ``targets(chunk [B, H, A], obs)``: the inverse of ``decode``: what the network should output
@@ -85,15 +86,6 @@ class ProcessorLayout:
         """Columns of the network's input (all frames)."""
         return self.history * (self.frame_size - len(self.hidden))
 
-    def frame_inputs(self, frames: np.ndarray) -> np.ndarray:
-        """Rows of frames [n, F] with the input differences applied (for their statistics)."""
-        if not self.differences:
-            return frames
-        frames = np.array(frames, np.float64)
-        columns, subtracted = (list(c) for c in zip(*self.differences))
-        frames[:, columns] -= frames[:, subtracted]
-        return frames
-
     def to_dict(self) -> dict[str, Any]:
         return {'frame_size': self.frame_size, 'history': self.history,
                 'reference': list(self.reference),
@@ -140,59 +132,77 @@ class Processor(nn.Module):
         if layout.reference and len(layout.reference) != action_size:
             raise ConfigError(f'{len(layout.reference)} reference columns for {action_size} '
                               'action joints')
-        self.register_buffer('obs_mean', _buffer(np.tile(obs_mean, k)))
-        self.register_buffer('obs_std', _buffer(np.tile(obs_std, k)))
+        self.history, self.frame_size = k, frame
+        self.register_buffer('obs_mean', _buffer(obs_mean))
+        self.register_buffer('obs_std', _buffer(obs_std))
         self.register_buffer('action_mean', _buffer(act_mean))
         self.register_buffer('action_std', _buffer(act_std))
-        newest = (k - 1) * frame
-        self.register_buffer('reference', _buffer([newest + c for c in layout.reference],
-                                                  torch.long))
-        self.register_buffer('differenced', _buffer(
-            [h * frame + c for h in range(k) for c, _ in layout.differences], torch.long))
-        self.register_buffer('subtracted', _buffer(
-            [h * frame + p for h in range(k) for _, p in layout.differences], torch.long))
+        self.register_buffer('reference', _buffer(layout.reference, torch.long))
+        self.register_buffer('differenced', _buffer([c for c, _ in layout.differences],
+                                                    torch.long))
+        self.register_buffer('subtracted', _buffer([p for _, p in layout.differences],
+                                                   torch.long))
         hidden = set(layout.hidden)
-        self.register_buffer('inputs', _buffer(
-            [h * frame + c for h in range(k) for c in range(frame) if c not in hidden],
-            torch.long))
+        self.register_buffer('inputs', _buffer([c for c in range(frame) if c not in hidden],
+                                               torch.long))
         self.selects = bool(hidden)
 
     @property
     def obs_size(self) -> int:
-        return self.obs_mean.numel()
+        return self.history * self.frame_size
 
     @property
     def input_size(self) -> int:
-        return self.inputs.numel()
+        return self.history * self.inputs.numel()
 
     @property
     def output_size(self) -> int:
         return self.horizon * self.action_size
 
-    def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw observations [B, k*F] -> the network's input [B, C]."""
-        x = obs
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Raw frames [N, F] -> what the network sees of each [N, C / k] (frame by frame)."""
+        x = frames
         if self.differenced.numel() > 0:
-            x = obs.index_copy(1, self.differenced, obs.index_select(1, self.differenced)
-                               - obs.index_select(1, self.subtracted))
+            x = frames.index_copy(1, self.differenced, frames.index_select(1, self.differenced)
+                                  - frames.index_select(1, self.subtracted))
         x = (x - self.obs_mean) / self.obs_std
         if self.selects:
             x = x.index_select(1, self.inputs)
         return x
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations [B, k*F] (frames oldest first) -> the network's input [B, C]."""
+        batch = obs.shape[0]
+        frames = obs.reshape(batch * self.history, self.frame_size)
+        return self.encode_frames(frames).reshape(batch, -1)
+
+    def newest(self, obs: torch.Tensor) -> torch.Tensor:
+        """The newest frame [B, F] of observations [B, k*F]."""
+        return obs[:, (self.history - 1) * self.frame_size:]
+
+    def scale_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Joint positions [..., A] divided by the action spread."""
+        return actions / self.action_std
+
+    def action_offsets(self, frames: torch.Tensor) -> torch.Tensor:
+        """[N, A] to subtract from scaled actions for frames [N, F]: (reference + mean) / std."""
+        offset = self.action_mean.expand(frames.shape[0], self.action_size)
+        if self.reference.numel() > 0:
+            offset = offset + frames.index_select(1, self.reference)
+        return offset / self.action_std
 
     def decode(self, out: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The network's output [B, H*A] -> joint targets [B, H, A]."""
         targets = out.reshape(obs.shape[0], self.horizon, self.action_size)
         targets = targets * self.action_std + self.action_mean
         if self.reference.numel() > 0:
-            targets = targets + obs.index_select(1, self.reference).unsqueeze(1)
+            targets = targets + self.newest(obs).index_select(1, self.reference).unsqueeze(1)
         return targets
 
     def targets(self, chunk: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Demonstrated chunks [B, H, A] -> what the network should output [B, H*A]."""
-        if self.reference.numel() > 0:
-            chunk = chunk - obs.index_select(1, self.reference).unsqueeze(1)
-        return ((chunk - self.action_mean) / self.action_std).reshape(chunk.shape[0], -1)
+        offsets = self.action_offsets(self.newest(obs)).unsqueeze(1)
+        return (self.scale_actions(chunk) - offsets).reshape(chunk.shape[0], -1)
 
     def describe(self) -> dict[str, Any]:
         """What rebuilds this module's shape (its values are in the state dict)."""

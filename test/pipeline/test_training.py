@@ -86,7 +86,7 @@ def test_the_processor_is_fitted_to_the_train_split(tmp_path):
     spec = dataset.observation_spec(2)
     plain = fit_processor(dataset, data, ProcessorLayout.plan(spec, ('a', 'b')))
     train_rows = obs[:4]                              # episode 0 is the train split
-    np.testing.assert_allclose(plain.obs_mean.numpy(), np.tile(train_rows.mean(0), 2))
+    np.testing.assert_allclose(plain.obs_mean.numpy(), train_rows.mean(0))
     np.testing.assert_allclose(plain.action_mean.numpy(), [3.0, 8.5])   # (0+2+4+6)/4, ...
     relative = fit_processor(dataset, data, ProcessorLayout.plan(spec, ('a', 'b'),
                                                                  relative_actions=True))
@@ -96,7 +96,23 @@ def test_the_processor_is_fitted_to_the_train_split(tmp_path):
     assert differences[:2].tolist() == [[0, -90], [2, -91]]
     np.testing.assert_allclose(relative.action_mean.numpy(), differences.mean(0), rtol=1e-6)
     np.testing.assert_allclose(relative.action_std.numpy(), differences.std(0), rtol=1e-5)
-    assert relative.reference.tolist() == [4, 5]       # the newest frame's positions
+    assert relative.reference.tolist() == [0, 1]       # the positions (of the newest frame)
+
+
+def test_processed_rows_batch_as_the_processor_does_on_raw_batches(tmp_path):
+    path, _ = _goal_dataset(tmp_path / 'ds')
+    dataset = load_dataset(path)
+    data = load_windows(dataset, history=2, horizon=3)
+    layout = ProcessorLayout.plan(dataset.observation_spec(2), ('a', 'b'),
+                                  relative_actions=True, relative_inputs=True,
+                                  absolute_positions=False)
+    processor = fit_processor(dataset, data, layout)
+    rows = torch.tensor([0, 1, 39, 40, 150])
+    obs, chunk = data.batch(rows)
+    inputs, targets = data.processed(processor).batch(rows)
+    torch.testing.assert_close(inputs, processor.encode(obs))
+    torch.testing.assert_close(targets, processor.targets(chunk, obs))
+    assert inputs.shape == (5, 6) and targets.shape == (5, 6)
 
 
 def test_dataset_errors_say_what_is_wrong(tmp_path):
@@ -237,8 +253,8 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
         import json, sys
         import il_policy_node.pipeline.training.loop as loop
         from il_policy_node.pipeline.training.config import TrainConfig
-        from il_policy_node.pipeline.training.windows import WindowedData
-        seen, real_batch, real_setup = [], WindowedData.batch, loop._setup
+        from il_policy_node.pipeline.training.windows import ProcessedWindows
+        seen, real_batch, real_setup = [], ProcessedWindows.batch, loop._setup
 
         def counting_batch(self, rows):
             seen.append(int(rows.shape[0]))
@@ -248,7 +264,7 @@ def test_torchrun_two_ranks_match_one_process(dataset, tmp_path):
             ctx = loop._setup_seen = real_setup(device)
             return ctx
 
-        WindowedData.batch, loop._setup = counting_batch, recording_setup
+        ProcessedWindows.batch, loop._setup = counting_batch, recording_setup
         loop.train(sys.argv[1], config=TrainConfig(**{config!r}), run_dir=sys.argv[2],
                    progress=False)
         ctx = loop._setup_seen
@@ -334,10 +350,10 @@ def test_relative_inputs_see_the_goal_minus_the_position_of_the_same_joint(tmp_p
                                   relative_inputs=True)
     assert layout.differences == ((4, 1),)               # goal b minus position b
     processor = fit_processor(dataset, _windows(path, 2, 1), layout)
-    assert processor.differenced.tolist() == [4, 9] and processor.subtracted.tolist() == [1, 6]
+    assert processor.differenced.tolist() == [4] and processor.subtracted.tolist() == [1]
     difference = obs[:160, 4] - obs[:160, 1]             # episodes 0-3: the train split
     assert float(processor.obs_mean[4]) == pytest.approx(difference.mean(), rel=1e-5)
-    assert float(processor.obs_std[9]) == pytest.approx(difference.std(), rel=1e-4)
+    assert float(processor.obs_std[4]) == pytest.approx(difference.std(), rel=1e-4)
     assert float(processor.obs_mean[0]) == pytest.approx(obs[:160, 0].mean(), abs=1e-6)
 
 

@@ -156,7 +156,7 @@ class _Trainer:
         self.description = describe_run(dataset, config, layout, processor.describe())
         torch.manual_seed(config.seed)
         self.policy = Policy(processor, build_network(self.description.network)).to(ctx.device)
-        self.data = data.to(ctx.device)
+        self.data = data.to(ctx.device).processed(self.policy.processor)
         self.last = checkpoint_path(run_dir, 'last')
 
     # -- starting ------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class _Trainer:
     def _epoch(self, bar: tqdm) -> dict[str, float]:
         """One pass over the training rows, then the validation loss; the metrics row."""
         config, ctx, data = self.config, self.ctx, self.data
-        processor, network, optimizer = self.policy.processor, self.network, self.optimizer
+        network, optimizer = self.network, self.optimizer
         began = time.perf_counter()
         lr = optimizer.param_groups[0]['lr']
         train_rows, val_rows = data.splits['train'], data.splits['val']
@@ -263,8 +263,7 @@ class _Trainer:
             global_rows = order[start:start + batch]
             # Gradient of the global-batch mean: DDP averages over ranks, hence * world.
             scale = world / (global_rows.shape[0] * data.chunk_size)
-            obs, chunk = data.batch(global_rows[rank::world])
-            inputs, targets = processor.encode(obs), processor.targets(chunk, obs)
+            inputs, targets = data.batch(global_rows[rank::world])
             if config.obs_noise_std:
                 inputs = inputs + config.obs_noise_std * torch.randn_like(inputs)
             squared = F.mse_loss(network(inputs), targets, reduction='sum')
@@ -291,15 +290,15 @@ class _Trainer:
 
     def _validation_loss(self, rows: torch.Tensor) -> float:
         """Mean squared error (normalized units) over ``rows``, summed across ranks."""
-        ctx, data, processor = self.ctx, self.data, self.policy.processor
+        ctx, data = self.ctx, self.data
         local = rows[ctx.rank::ctx.world]
         total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         network = self.policy.network
         network.eval()
         with torch.no_grad():
             for start in range(0, local.shape[0], EVAL_BATCH):
-                obs, chunk = data.batch(local[start:start + EVAL_BATCH])
-                error = network(processor.encode(obs)) - processor.targets(chunk, obs)
+                inputs, targets = data.batch(local[start:start + EVAL_BATCH])
+                error = network(inputs) - targets
                 total[0] += torch.sum(error ** 2, dtype=torch.float64)
         total[1] = local.shape[0] * data.chunk_size
         ctx.all_sum(total)

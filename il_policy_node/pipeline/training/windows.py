@@ -8,7 +8,7 @@ values, which the processor then turns into what the network sees and should out
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -71,6 +71,41 @@ class WindowedData:
                             self.history_index.to(device), self.chunk_index.to(device),
                             {k: v.to(device) for k, v in self.splits.items()})
 
+    def processed(self, processor: Processor) -> 'ProcessedWindows':
+        """The rows through ``processor`` once: batches are then gathers (and a subtraction)."""
+        with torch.no_grad():
+            return ProcessedWindows(
+                processor.encode_frames(self.observations),
+                processor.scale_actions(self.actions),
+                processor.action_offsets(self.observations), self.history_index,
+                self.chunk_index, self.splits)
+
+
+@dataclass
+class ProcessedWindows:
+    """What the network sees and should output, per row: the processor applied to each row.
+
+    ``batch(rows)`` equals ``processor.encode(obs), processor.targets(chunk, obs)`` of the raw
+    batch (the processor works frame by frame and row by row), without redoing it per batch.
+    """
+
+    inputs: torch.Tensor                # [N, C / k] encoded frames
+    scaled_actions: torch.Tensor        # [N, A]
+    offsets: torch.Tensor               # [N, A]: of each row's own (newest) frame
+    history_index: torch.Tensor
+    chunk_index: torch.Tensor
+    splits: dict[str, torch.Tensor]
+
+    @property
+    def chunk_size(self) -> int:
+        return self.chunk_index.shape[1] * self.scaled_actions.shape[1]
+
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(network inputs [B, C], targets [B, H*A])`` of the given rows."""
+        inputs = self.inputs[self.history_index[rows]].reshape(rows.shape[0], -1)
+        targets = self.scaled_actions[self.chunk_index[rows]] - self.offsets[rows].unsqueeze(1)
+        return inputs, targets.reshape(rows.shape[0], -1)
+
 
 def load_windows(dataset: Dataset, *, history: int, horizon: int) -> WindowedData:
     """The dataset's rows as CPU tensors with their windows (rows in no episode: no split)."""
@@ -98,34 +133,37 @@ def fit_processor(dataset: Dataset, data: WindowedData, layout: ProcessorLayout)
 
     Frame columns take the dataset's statistics; columns seen as differences (relative
     inputs) and, with relative actions, the differences of the demonstrated chunks to the
-    newest observed positions get their own, over the training rows.
+    newest observed positions get their own, over the training rows: computed by the
+    processor itself with identity statistics (every frame column kept).
     """
-    train = data.splits['train'].numpy()
+    train = data.splits['train']
     if len(train) == 0:
         raise DatasetError(f'{dataset.path} has no training rows')
+    horizon, action_size = data.chunk_index.shape[1], data.actions.shape[1]
+    raw = Processor(replace(layout, hidden=(), history=1), horizon=horizon,
+                    action_size=action_size)
     stats = dataset.manifest['stats']
     inputs = Statistics(np.asarray(stats['observation']['mean'], np.float64),
                         np.asarray(stats['observation']['std'], np.float64), len(train))
-    frames = data.observations.numpy()
-    if layout.differences:
-        running = RunningStatistics(layout.frame_size)
+    actions = Statistics(np.asarray(stats['action']['mean'], np.float64),
+                         np.asarray(stats['action']['std'], np.float64), len(train))
+    differenced = [c for c, _ in layout.differences]
+    frames = RunningStatistics(layout.frame_size)
+    chunks = RunningStatistics(action_size)
+    with torch.no_grad():
         for start in range(0, len(train), STATISTICS_BLOCK):
-            running.add(layout.frame_inputs(frames[train[start:start + STATISTICS_BLOCK]]))
-        differenced = [c for c, _ in layout.differences]
-        fitted = running.result()
+            rows = train[start:start + STATISTICS_BLOCK]
+            frame = data.observations[rows]
+            if differenced:
+                frames.add(raw.encode_frames(frame).numpy())
+            if layout.reference:
+                chunks.add(raw.targets(data.actions[data.chunk_index[rows]], frame).numpy())
+    if differenced:
+        fitted = frames.result()
         mean, std = inputs.mean.copy(), inputs.std.copy()
         mean[differenced], std[differenced] = fitted.mean[differenced], fitted.std[differenced]
         inputs = Statistics(mean, std, len(train))
-    actions_stats = Statistics(np.asarray(stats['action']['mean'], np.float64),
-                               np.asarray(stats['action']['std'], np.float64), len(train))
     if layout.reference:
-        actions = data.actions.numpy()
-        chunks = data.chunk_index.numpy()
-        reference = list(layout.reference)
-        running = RunningStatistics(actions.shape[1])
-        for start in range(0, len(train), STATISTICS_BLOCK):
-            rows = train[start:start + STATISTICS_BLOCK]
-            running.add(actions[chunks[rows]] - frames[rows][:, None, reference])
-        actions_stats = running.result()
-    return Processor(layout, horizon=data.chunk_index.shape[1],
-                     action_size=data.actions.shape[1], inputs=inputs, actions=actions_stats)
+        actions = chunks.result()
+    return Processor(layout, horizon=horizon, action_size=action_size, inputs=inputs,
+                     actions=actions)
