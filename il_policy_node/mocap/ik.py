@@ -1,0 +1,284 @@
+"""Retargeting a BVH clip onto a robot model by inverse kinematics with mink; no angle map.
+
+Targets: il_policy_node.mocap.ik_targets (per-segment scaling, rest-pose calibration). Per
+frame, one mink FrameTask per key site (position, and orientation for pelvis, torso, hands
+and feet) plus a light posture task; joint limits (ConfigurationLimit), velocity limits
+(VelocityLimit over the clip's frame time) and self-collision avoidance between the legs,
+the legs and the torso, the forearms and hands and the trunk, legs and head
+(CollisionAvoidanceLimit on the model's group-0 geoms) are constraints of every step. Each
+frame starts from the previous one; the first from the robot on the rest pose, without
+velocity limits, iterating until it converges (at most ``first_frame_iterations``), so a
+bad first frame cannot collapse the clip. A frame whose judged error stays over
+``converged_cm`` is reported by number, and the clip goes on. ROS-free.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import mink
+import mujoco
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.spatial.transform import Rotation, Slerp
+
+from il_policy_node.mocap.bvh import BvhClip
+from il_policy_node.mocap.ik_targets import (
+    ORIENTED,
+    SCORED,
+    IkTargetError,
+    RobotGeometry,
+    build_targets,
+    part,
+    site,
+)
+from il_policy_node.mocap.retarget import JointClamp, RetargetedMotion
+from il_policy_node.mocap.skeleton import SIDES, SkeletonMatch
+from il_policy_node.sim.models import info_from_mujoco, load_model, model_path
+
+# sites written to the bags as end effectors (key body -> topic name)
+END_EFFECTORS = {'head': 'head', 'left_hand': 'left_hand', 'right_hand': 'right_hand',
+                 'left_foot': 'left_foot', 'right_foot': 'right_foot'}
+
+
+class IkError(IkTargetError):
+    """IK options that cannot work, or a model IK cannot follow."""
+
+
+@dataclass(frozen=True)
+class IkOptions:
+    rate_hz: float | None = None         # output rate; None: the clip's own
+    floating_root: bool = False
+    rest: int | None = None              # rest pose: a frame number; None: the BVH zero pose
+    unit: str | None = None              # BVH unit (m, cm, mm, in); None: from the height
+    iterations: int = 2                  # per frame, at most
+    first_frame_iterations: int = 300
+    tolerance: float = 1e-3              # rad: a frame's solve stops below this step
+    converged_cm: float = 8.0            # a frame with a judged error above is reported
+    position_cost: dict[str, float] = field(default_factory=lambda: {
+        'pelvis': 1.0, 'chest': 0.3, 'neck': 0.1, 'head': 1.0, 'shoulder': 0.3,
+        'elbow': 1.0, 'hand': 1.0, 'hip': 0.3, 'knee': 1.0, 'foot': 1.0, 'toe': 0.5})
+    orientation_cost: dict[str, float] = field(default_factory=lambda: {
+        'pelvis': 1.0, 'chest': 0.5, 'hand': 0.1, 'foot': 0.3})
+    posture_cost: float = 1e-3
+    damping: float = 1e-3
+    collision_margin_m: float = 0.02     # kept between the bodies of collision_pairs
+    solver: str = 'daqp'
+
+    def checked(self) -> 'IkOptions':
+        if self.rate_hz is not None and not (np.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise IkError(f'rate_hz must be > 0, got {self.rate_hz}')
+        if self.iterations < 1 or self.first_frame_iterations < 1:
+            raise IkError('iterations and first_frame_iterations must be >= 1')
+        return self
+
+    def fingerprint(self, skeleton: str, model: str) -> str:
+        """sha256 of what decides the output: options, skeleton, model file."""
+        text = json.dumps({'ik': asdict(self), 'skeleton': skeleton, 'model': model,
+                           'model_sha256': hashlib.sha256(
+                               model_path(model).read_bytes()).hexdigest()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class IkMotion:
+    """The retargeted motion and what the IK saw, frame by frame (BVH frames)."""
+
+    motion: RetargetedMotion
+    frame_times: np.ndarray                  # [f] s
+    qpos: np.ndarray                         # [f, nq] of the IK model (free joint first)
+    targets: dict[str, np.ndarray]           # key body -> [f, 3] m
+    achieved: dict[str, np.ndarray]          # key body -> [f, 3] m
+    iterations: np.ndarray                   # [f]
+    unconverged: tuple[int, ...]             # frames whose judged error stayed over the bound
+    root_poses: np.ndarray | None            # [n, 7] xyz + quaternion wxyz (floating root)
+    skeleton: str
+    unit: str
+    height_m: float
+
+
+def ik_model(model: str, floating_root: bool) -> mujoco.MjModel:
+    """Model ``model`` for IK: contacts on, a free joint on the pelvis if asked.
+
+    Contacts between the group-0 robot geoms (the body's shape; the floor and the joint
+    knuckles off): the IK keeps those geoms apart, the quality report counts the frames where
+    they touch.
+    """
+    spec = mujoco.MjSpec.from_file(str(model_path(model)))
+    for geom in spec.geoms:
+        geom.contype = geom.conaffinity = int(geom.parent.name != 'world' and geom.group == 0)
+    if floating_root:
+        pelvis = spec.body('pelvis')
+        if pelvis is None or pelvis.parent.name != 'world':
+            raise IkError(f'model {model}: a floating root needs a body "pelvis" under world')
+        pelvis.add_freejoint()
+        for key in list(spec.keys):          # their qpos lack the free joint's 7 numbers
+            spec.delete(key)
+    return spec.compile()
+
+
+def _geoms(model: mujoco.MjModel, *bodies: str) -> list[int]:
+    ids = {model.body(b).id for b in bodies
+           if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) >= 0}
+    return [g for g in range(model.ngeom)
+            if int(model.geom_bodyid[g]) in ids and model.geom_contype[g]]
+
+
+def collision_pairs(model: mujoco.MjModel) -> list[tuple[list[int], list[int]]]:
+    """Geom groups the IK keeps apart.
+
+    The legs from each other and from the torso; the forearms and hands from the trunk, the
+    legs and the head.
+    """
+    leg = {s: _geoms(model, f'{s}_thigh_link', f'{s}_shin_link', f'{s}_foot_link')
+           for s in SIDES}
+    trunk = _geoms(model, 'torso_link', 'pelvis')
+    pairs = [(leg['left'], leg['right'])]
+    for s in SIDES:
+        pairs.append((leg[s], _geoms(model, 'torso_link')))
+        pairs.append((_geoms(model, f'{s}_forearm_link', f'{s}_hand_link'),
+                      trunk + leg['left'] + leg['right'] + _geoms(model, 'head_link')))
+    return [(a, b) for a, b in pairs if a and b]
+
+
+class IkRetargeter:
+    """Retargets clips onto sim model ``model`` (one with the key sites of ik_targets)."""
+
+    def __init__(self, model: str, options: IkOptions | None = None) -> None:
+        self.options = (options or IkOptions()).checked()
+        self.model_name = model
+        self.model = ik_model(model, self.options.floating_root)
+        self.info = info_from_mujoco(model, load_model(model))
+        self.geometry = RobotGeometry.of(self.model, model)
+        self.joint_qpos = np.array([self.model.joint(n).qposadr[0]
+                                    for n in self.info.joint_names])
+        self.limits = [mink.ConfigurationLimit(self.model)]
+        pairs = collision_pairs(self.model)
+        if pairs:
+            self.limits.append(mink.CollisionAvoidanceLimit(
+                self.model, pairs,
+                minimum_distance_from_collisions=self.options.collision_margin_m,
+                collision_detection_distance=0.15))
+        self.velocity_limit = mink.VelocityLimit(
+            self.model, dict(zip(self.info.joint_names, self.info.velocity_limits)))
+
+    def _tasks(self, keys, *, orientation: bool = True) -> dict[str, mink.FrameTask]:
+        options, tasks = self.options, {}
+        for key in keys:
+            if part(key) == 'pelvis' and not options.floating_root:
+                continue
+            position = options.position_cost.get(part(key), 0.0)
+            rotation = options.orientation_cost.get(part(key), 0.0) \
+                if orientation and key in ORIENTED else 0.0
+            if position or rotation:
+                tasks[key] = mink.FrameTask(site(key), 'site', position_cost=position,
+                                            orientation_cost=rotation, lm_damping=1.0)
+        return tasks
+
+    def _iterate(self, configuration, tasks, limits, dt, iterations) -> int:
+        for k in range(iterations):
+            velocity = mink.solve_ik(configuration, tasks, dt, self.options.solver,
+                                     damping=self.options.damping, limits=limits)
+            configuration.integrate_inplace(velocity, dt)
+            if np.linalg.norm(velocity) * dt < self.options.tolerance:
+                return k + 1
+        return iterations
+
+    def _solve_rest(self, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        """The robot on the rest pose's positions, from its zero pose; oriented sites' frames."""
+        configuration = mink.Configuration(self.model)       # a free joint starts at the pin
+        tasks = self._tasks(targets, orientation=False)
+        for key, task in tasks.items():
+            task.set_target(mink.SE3.from_rotation_and_translation(
+                mink.SO3.identity(), targets[key][0]))
+        posture = mink.PostureTask(self.model, cost=self.options.posture_cost)
+        posture.set_target(configuration.q)
+        self._iterate(configuration, [*tasks.values(), posture], self.limits, 1.0,
+                      self.options.first_frame_iterations)
+        data = configuration.data
+        return configuration.q.copy(), {k: data.site(site(k)).xmat.reshape(3, 3).copy()
+                                        for k in ORIENTED if k not in ('pelvis', 'chest')}
+
+    def retarget(self, clip: BvhClip, match: SkeletonMatch,
+                 progress: Callable[[int], None] | None = None) -> IkMotion:
+        """The robot's joint motion for ``clip`` (key bodies by ``match``)."""
+        options = self.options
+        if clip.num_frames < 2:
+            raise IkError(f'{clip.source}: one frame; retargeting needs at least 2')
+        targets = build_targets(self.geometry, clip, match, rest=options.rest,
+                                unit=options.unit, floating_root=options.floating_root,
+                                solve_rest=self._solve_rest)
+        tasks = self._tasks(targets.positions)
+        configuration = mink.Configuration(self.model)
+        configuration.update(targets.rest_q)
+        posture = mink.PostureTask(self.model, cost=options.posture_cost)
+        posture.set_target(targets.rest_q)
+        solve = [*tasks.values(), posture]
+        limits = [*self.limits, self.velocity_limit]
+        dt = clip.frame_time / options.iterations
+        frames = clip.num_frames
+        qpos = np.empty((frames, self.model.nq))
+        iterations = np.zeros(frames, dtype=np.int32)
+        achieved = {k: np.empty((frames, 3)) for k in targets.positions}
+        site_ids = {k: self.model.site(site(k)).id for k in targets.positions}
+        scored = [k for k in SCORED if k in targets.positions]
+        unconverged = []
+        se3, so3, eye = mink.SE3.from_rotation_and_translation, mink.SO3.from_matrix, np.eye(3)
+        for f in range(frames):
+            for key, task in tasks.items():
+                rotation = targets.rotations[key][f] if key in targets.rotations else eye
+                task.set_target(se3(so3(rotation), targets.positions[key][f]))
+            if f == 0:
+                iterations[f] = self._iterate(configuration, solve, self.limits, 1.0,
+                                              options.first_frame_iterations)
+            else:
+                iterations[f] = self._iterate(configuration, solve, limits, dt,
+                                              options.iterations)
+            qpos[f] = configuration.q
+            xpos = configuration.data.site_xpos
+            for key, index in site_ids.items():
+                achieved[key][f] = xpos[index]
+            error = max(np.linalg.norm(achieved[k][f] - targets.positions[k][f]) for k in scored)
+            if error * 100 > options.converged_cm:
+                unconverged.append(f)
+            if progress is not None:
+                progress(f)
+        motion, root = self._resample(clip, qpos, achieved)
+        return IkMotion(motion=motion, frame_times=clip.times, qpos=qpos,
+                        targets=targets.positions, achieved=achieved, iterations=iterations,
+                        unconverged=tuple(unconverged), root_poses=root,
+                        skeleton=match.skeleton, unit=targets.unit, height_m=targets.height_m)
+
+    def _resample(self, clip: BvhClip, qpos: np.ndarray, achieved: dict):
+        """Joint positions and velocities (and end effectors, root) at the output rate."""
+        rate = self.options.rate_hz or 1.0 / clip.frame_time
+        count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate + 1e-6)) + 1
+        times = np.arange(count) / rate
+        spline = CubicSpline(clip.times, qpos[:, self.joint_qpos], axis=0)
+        positions, velocities = spline(times), spline(times, 1)
+        low, high = np.array(self.info.lower_limits), np.array(self.info.upper_limits)
+        clipped = np.clip(positions, low, high)
+        outside = clipped != positions
+        velocities[outside] = 0.0
+        # the spline's derivative may overshoot between frames the IK kept within the limits
+        speed = np.array(self.info.velocity_limits)
+        velocities = np.clip(velocities, -speed, speed)
+        clamped = {}
+        for j in np.flatnonzero(outside.any(axis=0)):
+            excess = np.abs(positions[:, j] - clipped[:, j])
+            clamped[self.info.joint_names[j]] = JointClamp(int(outside[:, j].sum()),
+                                                           float(excess.max()))
+        effectors = {name: CubicSpline(clip.times, achieved[key], axis=0)(times)
+                     for key, name in END_EFFECTORS.items()}
+        root = None
+        if self.options.floating_root:
+            xyz = CubicSpline(clip.times, qpos[:, :3], axis=0)(times)
+            rotation = Slerp(clip.times, Rotation.from_quat(qpos[:, 3:7], scalar_first=True))
+            root = np.concatenate([xyz, rotation(times).as_quat(scalar_first=True)], axis=1)
+        motion = RetargetedMotion(times=times, rate_hz=rate, joint_names=self.info.joint_names,
+                                  positions=clipped, velocities=velocities,
+                                  end_effectors=effectors, clamped=clamped,
+                                  source_sha256=clip.sha256, map_sha256='')
+        return motion, root
