@@ -260,8 +260,8 @@ class IkRetargeter:
         positions, velocities = spline(times), spline(times, 1)
         low, high = np.array(self.info.lower_limits), np.array(self.info.upper_limits)
         clipped = np.clip(positions, low, high)
-        outside = clipped != positions
-        velocities[outside] = 0.0
+        outside = np.abs(clipped - positions) > 1e-9       # not the knots' rounding
+        velocities[clipped != positions] = 0.0
         # the spline's derivative may overshoot between frames the IK kept within the limits
         speed = np.array(self.info.velocity_limits)
         velocities = np.clip(velocities, -speed, speed)

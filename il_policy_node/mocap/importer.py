@@ -42,14 +42,15 @@ from rosbags.typesys import Stores, get_typestore
 
 from il_policy_node.errors import ConfigError, IlPolicyError, MocapError, RecordingError
 from il_policy_node.mocap.bvh import BvhClip, load_bvh
-from il_policy_node.mocap.retarget import (
-    RetargetedMotion,
-    RetargetMap,
-    check_robot,
-    load_retarget_map,
-    retarget,
+from il_policy_node.mocap.methods import IkMethod, IkSettings, MapMethod, Retargeted
+from il_policy_node.mocap.quality import summary_line, write_report
+from il_policy_node.mocap.retarget import RetargetedMotion
+from il_policy_node.mocap.topics import (
+    COMMAND_TOPIC,
+    END_EFFECTOR_NAMESPACE,
+    IMPORT_SESSION,
+    ROOT_POSE_TOPIC,
 )
-from il_policy_node.mocap.topics import COMMAND_TOPIC, END_EFFECTOR_NAMESPACE, IMPORT_SESSION
 from il_policy_node.recording.definitions import MessageDefinitions
 from il_policy_node.recording.metadata import EpisodeMetadata, MocapClip, is_closed_episode
 from il_policy_node.recording.session import Session, check_output_dir
@@ -67,6 +68,7 @@ LOG = logging.getLogger(__name__)
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 POINT_STAMPED = 'geometry_msgs/msg/PointStamped'
+POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
 STOP_REASON = 'end_of_clip'
 _TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -76,18 +78,21 @@ _TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 class ImportConfig:
     """What ``il-policy mocap import`` was asked to do, validated by :meth:`checked`."""
 
-    map_path: Path
     output_dir: Path
+    map_path: Path | None = None              # the angle map; or
+    ik: IkSettings | None = None              # inverse kinematics onto a sim model
     session: str = IMPORT_SESSION
     task: str = ''
     operator: str = ''
     robot: RobotJoints | None = None          # None: the map's joints, no limits
     command_topic: str = COMMAND_TOPIC
     end_effector_namespace: str = END_EFFECTOR_NAMESPACE
+    root_pose_topic: str = ROOT_POSE_TOPIC
     start_time_s: float | None = None         # None: each file's modification time
     storage: str = STORAGE
     compression: str = COMPRESSION
-    strict: bool = False                      # stop at the first bad clip
+    strict: bool = False                      # stop at the first bad clip; reject clips
+                                              # over the quality thresholds (IK)
     reimport: bool = False                    # import clips the session already holds
 
     @property
@@ -96,10 +101,13 @@ class ImportConfig:
 
     def checked(self) -> 'ImportConfig':
         """This config, or ConfigError naming the bad option."""
+        if (self.map_path is None) == (self.ik is None):
+            raise ConfigError('give either a retarget map or inverse kinematics (a model)')
         if not self.session or '/' in self.session or self.session in ('.', '..'):
             raise ConfigError(f'--session must be a folder name, got {self.session!r}')
         for option, topic in (('--command-topic', self.command_topic),
-                              ('--end-effector-namespace', self.end_effector_namespace)):
+                              ('--end-effector-namespace', self.end_effector_namespace),
+                              ('--root-pose-topic', self.root_pose_topic)):
             if not _is_topic(topic):
                 raise ConfigError(f'{option} {topic!r} is not an absolute ROS topic name '
                                   '(/word/word, letters, digits and _)')
@@ -124,7 +132,7 @@ def end_effector_topic(namespace: str, name: str) -> str:
 
 
 # -- results --------------------------------------------------------------------------------
-IMPORTED, FAILED, SKIPPED = 'imported', 'failed', 'skipped'
+IMPORTED, FAILED, SKIPPED, REJECTED = 'imported', 'failed', 'skipped', 'rejected'
 
 
 @dataclass
@@ -139,16 +147,17 @@ class ClipResult:
     rate_hz: float = 0.0
     duration_s: float = 0.0
     clamped: dict[str, dict[str, float]] = field(default_factory=dict)
+    quality: str = ''                         # the quality report's line (IK)
 
     def describe(self) -> str:
-        """One line, and one more per clamped joint."""
-        if self.status == FAILED:
-            return f'failed {self.source}: {self.message}'
-        if self.status == SKIPPED:
-            return f'skipped {self.source}: {self.message}'
+        """One line, one for the quality report (IK), and one per clamped joint."""
+        if self.status in (FAILED, SKIPPED, REJECTED):
+            return f'{self.status} {self.source}: {self.message}'
         lines = [f'imported {self.source} -> {self.episode}: {self.samples} samples at '
                  f'{self.rate_hz:g} Hz ({self.duration_s:.2f} s)'
                  + ('' if self.clamped else ', nothing clamped')]
+        if self.quality:
+            lines.append(f'  quality: {self.quality}')
         lines += [f'  clamped {joint}: {c["frames"]} frames, worst {c["worst_excess_rad"]:.4f} '
                   'rad beyond the limit' for joint, c in self.clamped.items()]
         return '\n'.join(lines)
@@ -165,7 +174,8 @@ class ImportReport:
 
     @property
     def ok(self) -> bool:
-        return self.count(FAILED) == 0 and len(self.results) == self.files
+        return self.count(FAILED) == self.count(REJECTED) == 0 and \
+            len(self.results) == self.files
 
 
 # -- the import -----------------------------------------------------------------------------
@@ -191,16 +201,15 @@ def import_clips(paths: Sequence[str | Path], *, config: ImportConfig, progress:
     ``progress`` shows a tqdm bar on stderr when there are several files.
     """
     config = config.checked()
-    mapping = load_retarget_map(config.map_path)
-    robot = config.robot or RobotJoints.unlimited(tuple(mapping.joints), 'map')
-    check_robot(mapping, robot.joint_names)
-    topics = _topics(config, mapping)
+    method = MapMethod(config.map_path, config.robot) if config.map_path is not None \
+        else IkMethod(config.ik)
+    topics = _topics(config, method)
     clips = find_clips(paths)
     if not clips:
         raise MocapError(f'no BVH files in {[str(p) for p in paths]}')
     check_output_dir(config.session_dir, 0.0)
     session = Session(config.session_dir)
-    writer = _BagWriter(config, mapping, robot, topics)
+    writer = _BagWriter(config, method, topics)
     report = ImportReport(config.session_dir, [], len(clips))
     from tqdm import tqdm
     for path in tqdm(clips, unit='clip', desc='mocap import',
@@ -216,29 +225,34 @@ def import_clips(paths: Sequence[str | Path], *, config: ImportConfig, progress:
     return report
 
 
-def _topics(config: ImportConfig, mapping: RetargetMap) -> dict[str, str]:
-    """Topic -> message type: the command topic, then one per end effector."""
+def _topics(config: ImportConfig, method: MapMethod | IkMethod) -> dict[str, str]:
+    """Topic -> message type: the command, one per end effector, the root pose (IK)."""
     topics = {config.command_topic: JOINT_STATE}
-    for ee in mapping.end_effectors:
-        if not _TOKEN.match(ee.name):
-            raise MocapError(f'{mapping.source}: end_effectors.{ee.name}: the name must be a '
+    for name in method.end_effectors:
+        if not _TOKEN.match(name):
+            raise MocapError(f'{method.source}: end_effectors.{name}: the name must be a '
                              'topic name token (letters, digits and _)')
-        topic = end_effector_topic(config.end_effector_namespace, ee.name)
+        topic = end_effector_topic(config.end_effector_namespace, name)
         if topic in topics:
-            raise MocapError(f'{mapping.source}: end_effectors.{ee.name}: its topic {topic} '
+            raise MocapError(f'{method.source}: end_effectors.{name}: its topic {topic} '
                              'is the command topic')
         topics[topic] = POINT_STAMPED
+    if method.has_root:
+        if config.root_pose_topic in topics:
+            raise ConfigError(f'--root-pose-topic {config.root_pose_topic} is taken by '
+                              'another topic of the import')
+        topics[config.root_pose_topic] = POSE_STAMPED
     return topics
 
 
 class _BagWriter:
     """Reads, retargets and writes one clip at a time into a session."""
 
-    def __init__(self, config: ImportConfig, mapping: RetargetMap, robot: RobotJoints,
+    def __init__(self, config: ImportConfig, method: MapMethod | IkMethod,
                  topics: dict[str, str]) -> None:
         self.config = config
-        self.mapping = mapping
-        self.robot = robot
+        self.method = method
+        self.robot = method.robot
         self.topics = topics
         definitions = MessageDefinitions()
         self.infos = [TopicInfo(topic, msgtype, *definitions.lookup(msgtype))
@@ -251,16 +265,20 @@ class _BagWriter:
         source = path.absolute()
         try:
             clip = load_bvh(source)
+            fingerprint = self.method.fingerprint(clip)
             earlier = None if self.config.reimport else _already_imported(
-                session, clip.sha256, self.mapping.sha256)
+                session, clip.sha256, fingerprint)
             if earlier is not None:
                 return ClipResult(source, SKIPPED, f'already imported as {earlier} (same file '
-                                  'content and map; --reimport to import it again)')
-            motion = retarget(clip, self.mapping, joint_names=self.robot.joint_names,
-                              lower=self.robot.lower, upper=self.robot.upper)
-            _check_motion(source, motion)
+                                  'content and retargeting; --reimport to import it again)')
+            result = self.method.retarget(clip)
+            _check_motion(source, result.motion)
+            if result.report is not None and result.report['problems'] and self.config.strict:
+                return ClipResult(source, REJECTED, 'over the quality thresholds (--strict): '
+                                  + '; '.join(result.report['problems']),
+                                  quality=summary_line(result.report))
             start_ns = self._start_ns(source)
-            return self._write(source, clip, motion, start_ns, session)
+            return self._write(source, clip, result, fingerprint, start_ns, session)
         except (IlPolicyError, OSError) as exc:   # BvhError, RetargetError, RecordingError
             message = ' '.join(str(exc).split()) or type(exc).__name__
             if str(source) not in message and str(path) not in message:
@@ -272,8 +290,9 @@ class _BagWriter:
             return int(round(self.config.start_time_s * 1e9))
         return max(1, source.stat().st_mtime_ns)
 
-    def _write(self, source: Path, clip: BvhClip, motion: RetargetedMotion, start_ns: int,
-               session: Session) -> ClipResult:
+    def _write(self, source: Path, clip: BvhClip, result: Retargeted, fingerprint: str,
+               start_ns: int, session: Session) -> ClipResult:
+        motion = result.motion
         index = session.next_index()
         stamps = start_ns + np.round(motion.times * 1e9).astype(np.int64)
         writer = EpisodeWriter(session.episode_path(index), storage=self.config.storage,
@@ -281,7 +300,7 @@ class _BagWriter:
         try:
             for info in self.infos:
                 writer.add_topic(info)
-            for topic, stamp, data in self._messages(motion, stamps):
+            for topic, stamp, data in self._messages(result, stamps):
                 writer.write(topic, stamp, data)
         except BaseException:
             writer.discard()
@@ -291,16 +310,15 @@ class _BagWriter:
         duration = float(motion.times[-1])
         start = datetime.fromtimestamp(start_ns / 1e9, timezone.utc)
         stop = datetime.fromtimestamp(int(stamps[-1]) / 1e9, timezone.utc)
-        ee_topics = {ee.name: {'topic': end_effector_topic(self.config.end_effector_namespace,
-                                                           ee.name),
-                               'frame_id': ee.relative_to}
-                     for ee in self.mapping.end_effectors}
+        ee_topics = {name: {'topic': end_effector_topic(self.config.end_effector_namespace,
+                                                        name), 'frame_id': frame}
+                     for name, frame in self.method.end_effectors.items()}
         mocap = MocapClip(
             source_file=str(source), source_sha256=clip.sha256, clip=source.stem,
             clip_frame_rate_hz=1.0 / clip.frame_time, clip_frames=clip.num_frames,
             clip_duration_s=(clip.num_frames - 1) * clip.frame_time,
-            retarget_map=str(Path(self.mapping.source).absolute()),
-            retarget_map_sha256=self.mapping.sha256, rate_hz=motion.rate_hz,
+            retarget_map=self.method.source, retarget_map_sha256=fingerprint,
+            rate_hz=motion.rate_hz,
             samples=len(motion.times), start_time_ns=start_ns, robot=self.robot.source,
             joints=tuple(motion.joint_names), command_topic=self.config.command_topic,
             end_effectors=ee_topics, clamped=clamped)
@@ -314,22 +332,30 @@ class _BagWriter:
         except RecordingError:
             shutil.rmtree(writer.path, ignore_errors=True)   # partial: never left behind
             raise
+        quality = ''
+        if result.report is not None:
+            write_report(result.report, writer.path, result.ik)
+            quality = summary_line(result.report)
         session.add_to_index(replace(metadata, message_counts=counts).index_entry(
             writer.path.name, duration_s=duration, storage=self.config.storage))
         return ClipResult(source, IMPORTED, episode=writer.path, samples=len(motion.times),
-                          rate_hz=motion.rate_hz, duration_s=duration, clamped=clamped)
+                          rate_hz=motion.rate_hz, duration_s=duration, clamped=clamped,
+                          quality=quality)
 
-    def _messages(self, motion: RetargetedMotion, stamps: np.ndarray):
-        """(topic, bag time, CDR bytes) in time order: the command, then each end effector."""
+    def _messages(self, result: Retargeted, stamps: np.ndarray):
+        """(topic, bag time, CDR bytes) in time order: command, end effectors, root pose."""
+        motion = result.motion
         types, serialize = self.types, self.serialize
         Time, Header = types['builtin_interfaces/msg/Time'], types['std_msgs/msg/Header']
         JointState = types[JOINT_STATE]
         PointStamped, Point = types[POINT_STAMPED], types['geometry_msgs/msg/Point']
         names = list(motion.joint_names)
         empty = np.zeros(0, dtype=np.float64)
-        effectors = [(end_effector_topic(self.config.end_effector_namespace, ee.name),
-                      ee.relative_to, motion.end_effectors[ee.name])
-                     for ee in self.mapping.end_effectors]
+        PoseStamped, Pose = types[POSE_STAMPED], types['geometry_msgs/msg/Pose']
+        Quaternion = types['geometry_msgs/msg/Quaternion']
+        effectors = [(end_effector_topic(self.config.end_effector_namespace, name), frame,
+                      motion.end_effectors[name])
+                     for name, frame in self.method.end_effectors.items()]
         for i, stamp in enumerate(stamps.tolist()):
             time = Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000)
             message = JointState(header=Header(stamp=time, frame_id=''), name=names,
@@ -342,6 +368,13 @@ class _BagWriter:
                 message = PointStamped(header=Header(stamp=time, frame_id=frame),
                                        point=Point(x=x, y=y, z=z))
                 yield topic, stamp, bytes(serialize(message, POINT_STAMPED))
+            if result.root_poses is not None:
+                x, y, z, qw, qx, qy, qz = (float(v) for v in result.root_poses[i])
+                message = PoseStamped(header=Header(stamp=time, frame_id='world'), pose=Pose(
+                    position=Point(x=x, y=y, z=z),
+                    orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)))
+                yield self.config.root_pose_topic, stamp, bytes(serialize(message,
+                                                                          POSE_STAMPED))
 
 
 def _check_motion(source: Path, motion: RetargetedMotion) -> None:

@@ -7,3 +7,4 @@ from __future__ import annotations
 COMMAND_TOPIC = '/mocap/joint_command'            # sensor_msgs/JointState, retargeted joints
 END_EFFECTOR_NAMESPACE = '/mocap/end_effectors'   # geometry_msgs/PointStamped per end effector
 IMPORT_SESSION = 'mocap'                          # session folder of il-policy mocap import
+ROOT_POSE_TOPIC = '/mocap/root_pose'              # geometry_msgs/PoseStamped, the pelvis (IK)
