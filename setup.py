@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*', 'bench']),
-    package_data={PACKAGE: ['py.typed', 'sim/models/*.xml', 'sim/models/*.urdf']},
+    package_data={PACKAGE: ['py.typed', 'robots/*.xml', 'robots/*.urdf']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),

@@ -26,7 +26,7 @@ POLICY_LAUNCH = os.path.join(HERE, 'policy.launch.py')
 CONTROLLER = 'joint_trajectory_controller'
 
 ARGUMENTS = (
-    ('model', 'arm6', 'Simulated robot model (il_policy_node/sim/models/<model>.xml).'),
+    ('model', 'arm6', 'Simulated robot model (il_policy_node/robots/<model>.xml).'),
     ('model_path', '', 'policy.pt: the policy drives the robot; empty = record demonstrations.'),
     ('task', 'wave', 'Demonstrated task: wave or reach.'),
     ('episodes', '10', 'Number of demonstrations to record.'),
@@ -47,8 +47,8 @@ def launch_setup(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
+    from il_policy_node.robots.models import urdf_path
     from il_policy_node.sim.demonstrator import TEACHING, TEACHING_RATE_HZ, Task
-    from il_policy_node.sim.models import urdf_path
     urdf = str(urdf_path(arg('model')))
     with open(urdf, encoding='utf-8') as stream:
         description = stream.read()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the URDF twin of a sim model's MJCF: il_policy_node/sim/models/<MODEL>.urdf.
+"""Write the URDF twin of a sim model's MJCF: il_policy_node/robots/<MODEL>.urdf.
 
 For models built of primitive geoms with hinge joints and bodies that are not rotated (as
 the models of this package are): one link per body (inertial as MuJoCo computes it, one
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from il_policy_node.sim.models import MODELS_DIR, load_model, model_info  # noqa: E402
+from il_policy_node.robots.models import MODELS_DIR, load_model, model_info  # noqa: E402
 
 
 def _number(value: float) -> str:

@@ -15,11 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / 'il_policy_node'
 ROBOT_SIDE = ('runtime', 'policies')
-OFFLINE = ('pipeline', 'recording', 'mocap', 'sim')
+OFFLINE = ('pipeline', 'recording', 'mocap', 'sim', 'robots')
 NOT_ON_A_ROBOT = {'rosbags', 'tqdm', 'matplotlib', 'scipy', 'mcap', 'mujoco', 'mink'}
 SHARED = ('errors', 'files', 'formats')      # top-level modules everyone may use
-# the offline layers that may use each other: recordings hold the pipeline's input
-OFFLINE_USES = {('pipeline', 'recording'), ('mocap', 'recording')}
+# the offline layers that may use each other: recordings hold the pipeline's input; the robot
+# descriptions (robots/) are what the simulation and the IK retargeting move
+OFFLINE_USES = {('pipeline', 'recording'), ('mocap', 'recording'), ('mocap', 'robots'),
+                ('sim', 'robots')}
 
 
 def _is_ros(top: str) -> bool:
@@ -79,7 +81,7 @@ def robot_side(module: str, name: str) -> str | None:
 
 
 def offline_wing(module: str, name: str) -> str | None:
-    """pipeline/, recording/, mocap/, sim/: no ROS, none of the ROS-side layers."""
+    """pipeline/, recording/, mocap/, sim/, robots/: no ROS, none of the ROS-side layers."""
     if _layer(module) in OFFLINE + SHARED and _is_ros(name.split('.')[0]):
         return f'{_layer(module) or module}/ imports no ROS'
     if _layer(module) in OFFLINE and name.startswith('il_policy_node.'):
@@ -130,7 +132,7 @@ def test_nothing_imports_demo_or_test_and_no_node_imports_another():
     (robot_side, 'il_policy_node.policies.processor', 'scipy.spatial'),
     (robot_side, 'il_policy_node.runtime.artifact', 'rclpy.node'),
     (offline_wing, 'il_policy_node.pipeline.bags', 'sensor_msgs.msg'),
-    (offline_wing, 'il_policy_node.mocap.importer', 'il_policy_node.sim.models'),
+    (offline_wing, 'il_policy_node.mocap.importer', 'il_policy_node.sim.physics'),
     (leaves, 'il_policy_node.nodes.sim_robot_node', 'il_policy_node.nodes.policy_node'),
     (leaves, 'il_policy_node.pipeline.export', 'test.support.datasets'),
     (leaves, 'il_policy_node.ros.operator', 'il_policy_node.demo.common'),

@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='operator (performer) name in the metadata')
     robot = parser.add_mutually_exclusive_group()
     robot.add_argument('--model', default=None, metavar='NAME',
-                       help='sim robot model (il_policy_node/sim/models), e.g. humanoid_upper')
+                       help='sim robot model (il_policy_node/robots), e.g. humanoid_upper')
     robot.add_argument('--urdf', default=None, metavar='FILE',
                        help="the robot's URDF: limits of the map's joints")
     parser.add_argument('--command-topic', default=COMMAND_TOPIC, metavar='TOPIC',
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
             unit=args.unit))
     robot = None
     if map_path is not None and args.model is not None:
-        from il_policy_node.sim.models import robot_joints
+        from il_policy_node.robots.models import robot_joints
         robot = robot_joints(args.model)
     elif map_path is not None and args.urdf is not None:
         urdf = existing(args.urdf, 'URDF file')

@@ -33,6 +33,7 @@ from il_policy_node.demo.common import (
     run_policy,
 )
 from il_policy_node.demo.scoring import Score, WaveReference, score_reach, score_wave
+from il_policy_node.robots.models import model_info
 from il_policy_node.sim.demonstrator import (
     TEACHING,
     DemonstratorConfig,
@@ -41,7 +42,6 @@ from il_policy_node.sim.demonstrator import (
     make_episode,
     reference_cycle,
 )
-from il_policy_node.sim.models import model_info
 
 _log = logging.getLogger('il_policy_node.demo')
 

@@ -51,7 +51,7 @@ from il_policy_node.mocap.retarget import (
     retarget,
 )
 from il_policy_node.mocap.synthetic import wave_clip
-from il_policy_node.sim.models import model_info
+from il_policy_node.robots.models import model_info
 
 _log = logging.getLogger('il_policy_node.demo')
 

@@ -8,8 +8,11 @@ the legs and the torso, the forearms and hands and the trunk, legs and head
 (CollisionAvoidanceLimit on the model's group-0 geoms) are constraints of every step. Each
 frame starts from the previous one; the first from the robot on the rest pose, without
 velocity limits, iterating until it converges (at most ``first_frame_iterations``), so a
-bad first frame cannot collapse the clip. A frame whose judged error stays over
-``converged_cm`` is reported by number, and the clip goes on. ROS-free.
+bad first frame cannot collapse the clip; a frame that stays far from its targets (a
+local minimum after a bad frame) is solved afresh from the rest pose, and when that is much
+closer the robot walks to that solution within the velocity limits while it follows the
+clip. A frame whose judged error stays over ``converged_cm`` is reported by number, and the
+clip goes on. ROS-free.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from il_policy_node.mocap.bvh import BvhClip
 from il_policy_node.mocap.ik_targets import (
     ORIENTED,
     SCORED,
-    IkTargetError,
+    IkError,
     RobotGeometry,
     build_targets,
     part,
@@ -36,15 +39,11 @@ from il_policy_node.mocap.ik_targets import (
 )
 from il_policy_node.mocap.retarget import JointClamp, RetargetedMotion
 from il_policy_node.mocap.skeleton import SIDES, SkeletonMatch
-from il_policy_node.sim.models import info_from_mujoco, load_model, model_path
+from il_policy_node.robots.models import info_from_mujoco, load_model, model_path
 
 # sites written to the bags as end effectors (key body -> topic name)
 END_EFFECTORS = {'head': 'head', 'left_hand': 'left_hand', 'right_hand': 'right_hand',
                  'left_foot': 'left_foot', 'right_foot': 'right_foot'}
-
-
-class IkError(IkTargetError):
-    """IK options that cannot work, or a model IK cannot follow."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,7 @@ class IkOptions:
     orientation_cost: dict[str, float] = field(default_factory=lambda: {
         'pelvis': 1.0, 'chest': 0.5, 'hand': 0.1, 'foot': 0.3})
     posture_cost: float = 1e-3
+    retry_s: float = 0.5                 # clip time between fresh solves while stuck
     damping: float = 1e-3
     collision_margin_m: float = 0.02     # kept between the bodies of collision_pairs
     solver: str = 'daqp'
@@ -226,6 +226,8 @@ class IkRetargeter:
         scored = [k for k in SCORED if k in targets.positions]
         unconverged = []
         se3, so3, eye = mink.SE3.from_rotation_and_translation, mink.SO3.from_matrix, np.eye(3)
+        shadow, next_try = None, 0.0            # a fresh solve that leads out of a basin
+        step_limit = np.array(self.info.velocity_limits) * clip.frame_time
         for f in range(frames):
             for key, task in tasks.items():
                 rotation = targets.rotations[key][f] if key in targets.rotations else eye
@@ -233,15 +235,41 @@ class IkRetargeter:
             if f == 0:
                 iterations[f] = self._iterate(configuration, solve, self.limits, 1.0,
                                               options.first_frame_iterations)
-            else:
+            elif shadow is None:
                 iterations[f] = self._iterate(configuration, solve, limits, dt,
                                               options.iterations)
+            else:                              # the shadow follows the clip, unhindered
+                iterations[f] = self._iterate(shadow, solve, self.limits, 1.0,
+                                              options.iterations)
+            error = self._error(configuration, targets.positions, site_ids, scored, f)
+            if error > options.converged_cm and f > 0 and shadow is None and \
+                    clip.times[f] >= next_try:
+                # stuck (after a bad frame, in a local minimum)? solve the frame afresh from
+                # the rest pose; if that is much closer, walk to it within the velocity limits
+                fresh = mink.Configuration(self.model)
+                fresh.update(targets.rest_q)
+                iterations[f] += self._iterate(fresh, solve, self.limits, 1.0,
+                                               options.first_frame_iterations)
+                if self._error(fresh, targets.positions, site_ids, scored, f) < error / 2:
+                    shadow = fresh
+                    configuration.update(qpos[f - 1])  # this frame's steps go to the shadow
+                next_try = clip.times[f] + options.retry_s
+            if shadow is not None:
+                q = configuration.q.copy()
+                joints = self.joint_qpos
+                gap = shadow.q[joints] - q[joints]
+                q[joints] += np.clip(gap, -step_limit, step_limit)
+                free = np.setdiff1d(np.arange(self.model.nq), joints)
+                q[free] = shadow.q[free]            # the free joint has no velocity limit
+                configuration.update(q)
+                error = self._error(configuration, targets.positions, site_ids, scored, f)
+                if np.abs(gap).max() < options.tolerance:
+                    shadow = None
             qpos[f] = configuration.q
             xpos = configuration.data.site_xpos
             for key, index in site_ids.items():
                 achieved[key][f] = xpos[index]
-            error = max(np.linalg.norm(achieved[k][f] - targets.positions[k][f]) for k in scored)
-            if error * 100 > options.converged_cm:
+            if error > options.converged_cm:
                 unconverged.append(f)
             if progress is not None:
                 progress(f)
@@ -250,6 +278,12 @@ class IkRetargeter:
                         targets=targets.positions, achieved=achieved, iterations=iterations,
                         unconverged=tuple(unconverged), root_poses=root,
                         skeleton=match.skeleton, unit=targets.unit, height_m=targets.height_m)
+
+    @staticmethod
+    def _error(configuration, positions, site_ids, scored, f) -> float:
+        """The largest judged site error of frame ``f`` (cm)."""
+        xpos = configuration.data.site_xpos
+        return 100 * max(np.linalg.norm(xpos[site_ids[k]] - positions[k][f]) for k in scored)
 
     def _resample(self, clip: BvhClip, qpos: np.ndarray, achieved: dict):
         """Joint positions and velocities (and end effectors, root) at the output rate."""

@@ -60,8 +60,8 @@ def site(key: str) -> str:
     return SITES[part(key)].format(side=side)
 
 
-class IkTargetError(MocapError):
-    """A model without the key sites, or a rest frame outside the clip."""
+class IkError(MocapError):
+    """A model IK cannot follow, options that cannot work, a rest frame outside the clip."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class RobotGeometry:
         missing = [site(k) for k in KEY_BODIES
                    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, site(k)) < 0]
         if missing:
-            raise IkTargetError(f'model {name} lacks the sites {", ".join(missing)} that IK '
+            raise IkError(f'model {name} lacks the sites {", ".join(missing)} that IK '
                                 'retargeting follows')
         data = mujoco.MjData(model)
         mujoco.mj_kinematics(model, data)
@@ -135,7 +135,7 @@ def rest_clip(clip: BvhClip, frame: int | None) -> BvhClip:
     elif 0 <= frame < clip.num_frames:
         values = clip.frames[frame]
     else:
-        raise IkTargetError(f'{clip.source}: rest frame {frame} is not in the clip '
+        raise IkError(f'{clip.source}: rest frame {frame} is not in the clip '
                             f'(0..{clip.num_frames - 1})')
     return BvhClip(clip.joints, values[None], clip.frame_time, source=clip.source)
 
@@ -178,9 +178,14 @@ def build_targets(geometry: RobotGeometry, clip: BvhClip, match: SkeletonMatch, 
         feet = [human[k][:, 2] for k in ('left_toe', 'right_toe', 'left_foot', 'right_foot')
                 if k in human]
         floor = float(np.percentile(np.minimum.reduce(feet), 1))
+        # the pelvis over the lowest foot point: the robot's standing height at the human's
+        # standing height (rest pose), the difference scaled
+        standing = human_rest['pelvis'][0, 2] - min(
+            human_rest[k][0, 2] for k in ('left_toe', 'right_toe', 'left_foot', 'right_foot')
+            if k in human_rest)
         root = np.empty((frames, 3))
         root[:, :2] = ratio * (human['pelvis'][:, :2] - human['pelvis'][0, :2])
-        root[:, 2] = ratio * (human['pelvis'][:, 2] - floor) + geometry.sole
+        root[:, 2] = geometry.pelvis_height + ratio * (human['pelvis'][:, 2] - floor - standing)
     else:
         root = np.tile([0.0, 0.0, geometry.pelvis_height], (frames, 1))
         inverse = orientation['pelvis'].inv()

@@ -150,7 +150,7 @@ def robot_joints(params: dict) -> RobotJoints:
                                    upper=params['position_upper_limits'], require=())
     if not params['model']:
         raise ConfigError("give the robot's joints: model or joint_names")
-    from il_policy_node.sim.models import robot_joints as model_joints  # MuJoCo: only here
+    from il_policy_node.robots.models import robot_joints as model_joints  # MuJoCo: only here
     return model_joints(params['model'])
 
 

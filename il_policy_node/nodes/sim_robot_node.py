@@ -31,17 +31,17 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.errors import ConfigError
+from il_policy_node.robots.models import urdf_path
 from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_and_read
 from il_policy_node.ros.qos import COMMAND_QOS, LATCHED_QOS
 from il_policy_node.ros.spin import spin_node
-from il_policy_node.sim.models import urdf_path
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, TrajectoryRejected
 
 PARAMETERS = (
-    ParamSpec('model', 'arm6', 'Robot model (il_policy_node/sim/models/<model>.xml and .urdf).'),
+    ParamSpec('model', 'arm6', 'Robot model (il_policy_node/robots/<model>.xml and .urdf).'),
     ParamSpec('publish_rate_hz', 500.0, 'joint_states rate; physics advances at each publish.',
               float_range=(1.0, 5000.0)),
     ParamSpec('initial_positions', Parameter.Type.DOUBLE_ARRAY,

@@ -2,7 +2,7 @@
 
 Who asks: policy_node (``joint_names`` + limit parameters, the rest from ``robot_description``),
 mocap import and mocap_bridge (a sim model's joints, a URDF, or a list), the demonstrator.
-A sim model becomes a RobotJoints in ``sim/models.py``; everything else resolves here.
+A sim model becomes a RobotJoints in ``robots/models.py``; everything else resolves here.
 """
 from __future__ import annotations
 

@@ -1,1 +1,4 @@
-"""Simulation: MuJoCo robot models, JointTrajectory following, the scripted demonstrator."""
+"""Simulation: JointTrajectory following on MuJoCo and the scripted demonstrator.
+
+The robot models it moves are in robots/.
+"""

@@ -23,7 +23,12 @@ import mujoco
 import numpy as np
 
 from il_policy_node.errors import SimError
-from il_policy_node.sim.models import RobotModelInfo, actuated_joints, info_from_mujoco, load_model
+from il_policy_node.robots.models import (
+    RobotModelInfo,
+    actuated_joints,
+    info_from_mujoco,
+    load_model,
+)
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryFollower
 
 LIMIT_TOLERANCE = 0.01      # rad (m) beyond a joint limit before it counts as a violation

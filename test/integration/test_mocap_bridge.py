@@ -25,10 +25,10 @@ from il_policy_node.mocap.bvh import BvhClip, load_bvh, write_bvh
 from il_policy_node.mocap.retarget import RetargetedMotion, load_retarget_map, retarget
 from il_policy_node.mocap.synthetic import wave_clip
 from il_policy_node.nodes.mocap_bridge_node import PARAMETERS
+from il_policy_node.robots.models import model_info
 from il_policy_node.ros.conversions import seconds
 from il_policy_node.ros.local_graph import ros_args
 from il_policy_node.ros.qos import JOINT_STATE_QOS
-from il_policy_node.sim.models import model_info
 from test.support.bags import TYPESTORE
 from test.support.graph import REPO, wait_until
 from test.support.recorder import JOINT_STATE, start_recorder

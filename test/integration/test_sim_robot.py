@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from il_policy_node.nodes.sim_robot_node import PARAMETERS
+from il_policy_node.robots.models import model_info
 from il_policy_node.ros.conversions import seconds
 from il_policy_node.ros.local_graph import local_ros_env, ros_args, spawn, stop
 from il_policy_node.runtime.urdf import urdf_joint_limits
-from il_policy_node.sim.models import model_info
 from test.support.graph import wait_until
 from test.support.sim import SimClient, trajectory
 

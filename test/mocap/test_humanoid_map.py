@@ -9,7 +9,7 @@ from il_policy_node.mocap.bvh import load_bvh, write_bvh
 from il_policy_node.mocap.kinematics import world_pose
 from il_policy_node.mocap.retarget import load_retarget_map, retarget
 from il_policy_node.mocap.synthetic import skeleton, wave_angles, wave_clip
-from il_policy_node.sim.models import model_info, model_path
+from il_policy_node.robots.models import model_info, model_path
 from test.mocap import through_file
 
 MAP = Path(__file__).resolve().parents[2] / 'config' / 'retarget' / 'humanoid_upper.yaml'

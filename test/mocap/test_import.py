@@ -26,8 +26,8 @@ from il_policy_node.pipeline.dataset.config import DatasetConfig
 from il_policy_node.pipeline.dataset.format import load_dataset
 from il_policy_node.recording.metadata import MocapClip
 from il_policy_node.recording.session import Session
+from il_policy_node.robots.models import model_info, robot_joints
 from il_policy_node.runtime.robot import RobotJoints
-from il_policy_node.sim.models import model_info, robot_joints
 
 ROOT = Path(__file__).resolve().parents[2]
 MAP = ROOT / 'config' / 'retarget' / 'humanoid_upper.yaml'
@@ -303,7 +303,7 @@ def test_a_map_that_does_not_fit_the_robot_names_the_joints_and_writes_nothing(t
 
 
 def test_limits_from_a_urdf_for_the_maps_joints(tmp_path):
-    urdf = ROOT / 'il_policy_node' / 'sim' / 'models' / f'{MODEL}.urdf'
+    urdf = ROOT / 'il_policy_node' / 'robots' / f'{MODEL}.urdf'
     clip, = write_waves(tmp_path / 'clips', 1)
     result, = import_clips([clip], config=config(tmp_path, robot=urdf_robot(urdf))).results
     assert result.status == IMPORTED and not result.clamped

@@ -8,7 +8,7 @@ from il_policy_node.mocap.bvh import BvhError, BvhHeader, load_bvh, write_bvh
 from il_policy_node.mocap.retarget import RetargetError, load_retarget_map, retarget
 from il_policy_node.mocap.stream import BvhFollower, ClipSource, FrameRetargeter, MotionSamples
 from il_policy_node.mocap.synthetic import wave_clip
-from il_policy_node.sim.models import model_info
+from il_policy_node.robots.models import model_info
 from test.mocap import one_joint, through_file, write_map
 
 MAP = Path(__file__).resolve().parents[2] / 'config' / 'retarget' / 'humanoid_upper.yaml'

@@ -8,8 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
+from il_policy_node.robots.models import available_models, load_model, model_info, urdf_path
 from il_policy_node.runtime.urdf import urdf_joint_limits
-from il_policy_node.sim.models import available_models, load_model, model_info, urdf_path
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint
 

@@ -7,8 +7,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from il_policy_node.errors import SimError
-from il_policy_node.runtime.urdf import urdf_joint_limits
-from il_policy_node.sim.models import (
+from il_policy_node.robots.models import (
     RobotModelInfo,
     UnknownModelError,
     available_models,
@@ -16,6 +15,7 @@ from il_policy_node.sim.models import (
     model_path,
     urdf_path,
 )
+from il_policy_node.runtime.urdf import urdf_joint_limits
 
 ARM6_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint',
                'wrist_2_joint', 'wrist_3_joint')

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from il_policy_node.errors import SimError
+from il_policy_node.robots.models import UnknownModelError, urdf_path
 from il_policy_node.runtime.urdf import urdf_joint_limits
-from il_policy_node.sim.models import UnknownModelError, urdf_path
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, TrajectoryRejected
 

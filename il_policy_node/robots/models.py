@@ -19,13 +19,13 @@ import numpy as np
 from il_policy_node.errors import SimError
 from il_policy_node.runtime.robot import RobotJoints
 
-MODELS_DIR = Path(__file__).resolve().parent / 'models'
+MODELS_DIR = Path(__file__).resolve().parent
 VELOCITY_LIMITS = 'velocity_limits'
 HOME_KEY = 'home'
 
 
 class UnknownModelError(SimError):
-    """No model of that name in il_policy_node/sim/models."""
+    """No model of that name in il_policy_node/robots."""
 
 
 def available_models() -> list[str]:
