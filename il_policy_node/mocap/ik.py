@@ -31,10 +31,14 @@ from il_policy_node.mocap.bvh import BvhClip
 from il_policy_node.mocap.ik_targets import (
     ORIENTED,
     SCORED,
+    Calibration,
     IkError,
     RobotGeometry,
-    build_targets,
+    RootOrigin,
+    calibrate,
+    frame_targets,
     part,
+    root_origin,
     site,
 )
 from il_policy_node.mocap.retarget import JointClamp, RetargetedMotion
@@ -201,89 +205,26 @@ class IkRetargeter:
         return configuration.q.copy(), {k: data.site(site(k)).xmat.reshape(3, 3).copy()
                                         for k in ORIENTED if k not in ('pelvis', 'chest')}
 
+    def calibrate(self, clip: BvhClip, match: SkeletonMatch) -> Calibration:
+        """The rest-pose calibration of ``clip``'s skeleton."""
+        return calibrate(self.geometry, clip, match, rest=self.options.rest,
+                         unit=self.options.unit, solve_rest=self._solve_rest)
+
     def retarget(self, clip: BvhClip, match: SkeletonMatch,
                  progress: Callable[[int], None] | None = None) -> IkMotion:
         """The robot's joint motion for ``clip`` (key bodies by ``match``)."""
-        options = self.options
         if clip.num_frames < 2:
             raise IkError(f'{clip.source}: one frame; retargeting needs at least 2')
-        targets = build_targets(self.geometry, clip, match, rest=options.rest,
-                                unit=options.unit, floating_root=options.floating_root,
-                                solve_rest=self._solve_rest)
-        tasks = self._tasks(targets.positions)
-        configuration = mink.Configuration(self.model)
-        configuration.update(targets.rest_q)
-        posture = mink.PostureTask(self.model, cost=options.posture_cost)
-        posture.set_target(targets.rest_q)
-        solve = [*tasks.values(), posture]
-        limits = [*self.limits, self.velocity_limit]
-        dt = clip.frame_time / options.iterations
-        frames = clip.num_frames
-        qpos = np.empty((frames, self.model.nq))
-        iterations = np.zeros(frames, dtype=np.int32)
-        achieved = {k: np.empty((frames, 3)) for k in targets.positions}
-        site_ids = {k: self.model.site(site(k)).id for k in targets.positions}
-        scored = [k for k in SCORED if k in targets.positions]
-        unconverged = []
-        se3, so3, eye = mink.SE3.from_rotation_and_translation, mink.SO3.from_matrix, np.eye(3)
-        shadow, next_try = None, 0.0            # a fresh solve that leads out of a basin
-        step_limit = np.array(self.info.velocity_limits) * clip.frame_time
-        for f in range(frames):
-            for key, task in tasks.items():
-                rotation = targets.rotations[key][f] if key in targets.rotations else eye
-                task.set_target(se3(so3(rotation), targets.positions[key][f]))
-            if f == 0:
-                iterations[f] = self._iterate(configuration, solve, self.limits, 1.0,
-                                              options.first_frame_iterations)
-            elif shadow is None:
-                iterations[f] = self._iterate(configuration, solve, limits, dt,
-                                              options.iterations)
-            else:                              # the shadow follows the clip, unhindered
-                iterations[f] = self._iterate(shadow, solve, self.limits, 1.0,
-                                              options.iterations)
-            error = self._error(configuration, targets.positions, site_ids, scored, f)
-            if error > options.converged_cm and f > 0 and shadow is None and \
-                    clip.times[f] >= next_try:
-                # stuck (after a bad frame, in a local minimum)? solve the frame afresh from
-                # the rest pose; if that is much closer, walk to it within the velocity limits
-                fresh = mink.Configuration(self.model)
-                fresh.update(targets.rest_q)
-                iterations[f] += self._iterate(fresh, solve, self.limits, 1.0,
-                                               options.first_frame_iterations)
-                if self._error(fresh, targets.positions, site_ids, scored, f) < error / 2:
-                    shadow = fresh
-                    configuration.update(qpos[f - 1])  # this frame's steps go to the shadow
-                next_try = clip.times[f] + options.retry_s
-            if shadow is not None:
-                q = configuration.q.copy()
-                joints = self.joint_qpos
-                gap = shadow.q[joints] - q[joints]
-                q[joints] += np.clip(gap, -step_limit, step_limit)
-                free = np.setdiff1d(np.arange(self.model.nq), joints)
-                q[free] = shadow.q[free]            # the free joint has no velocity limit
-                configuration.update(q)
-                error = self._error(configuration, targets.positions, site_ids, scored, f)
-                if np.abs(gap).max() < options.tolerance:
-                    shadow = None
-            qpos[f] = configuration.q
-            xpos = configuration.data.site_xpos
-            for key, index in site_ids.items():
-                achieved[key][f] = xpos[index]
-            if error > options.converged_cm:
-                unconverged.append(f)
-            if progress is not None:
-                progress(f)
-        motion, root = self._resample(clip, qpos, achieved)
-        return IkMotion(motion=motion, frame_times=clip.times, qpos=qpos,
-                        targets=targets.positions, achieved=achieved, iterations=iterations,
-                        unconverged=tuple(unconverged), root_poses=root,
-                        skeleton=match.skeleton, unit=targets.unit, height_m=targets.height_m)
-
-    @staticmethod
-    def _error(configuration, positions, site_ids, scored, f) -> float:
-        """The largest judged site error of frame ``f`` (cm)."""
-        xpos = configuration.data.site_xpos
-        return 100 * max(np.linalg.norm(xpos[site_ids[k]] - positions[k][f]) for k in scored)
+        calibration = self.calibrate(clip, match)
+        origin = root_origin(calibration, clip) if self.options.floating_root else None
+        solver = IkSolver(self, calibration, origin, clip.frame_time)
+        frames = solver.solve(clip, progress)
+        motion, root = self._resample(clip, frames.qpos, frames.achieved)
+        return IkMotion(motion=motion, frame_times=clip.times, qpos=frames.qpos,
+                        targets=frames.targets, achieved=frames.achieved,
+                        iterations=frames.iterations, unconverged=frames.unconverged,
+                        root_poses=root, skeleton=match.skeleton, unit=calibration.unit,
+                        height_m=calibration.height_m)
 
     def _resample(self, clip: BvhClip, qpos: np.ndarray, achieved: dict):
         """Joint positions and velocities (and end effectors, root) at the output rate."""
@@ -316,3 +257,115 @@ class IkRetargeter:
                                   end_effectors=effectors, clamped=clamped,
                                   source_sha256=clip.sha256, map_sha256='')
         return motion, root
+
+
+@dataclass(frozen=True, eq=False)
+class SolvedFrames:
+    qpos: np.ndarray                         # [m, nq]
+    targets: dict[str, np.ndarray]           # key body -> [m, 3]
+    achieved: dict[str, np.ndarray]          # key body -> [m, 3]
+    iterations: np.ndarray                   # [m]
+    unconverged: tuple[int, ...]             # frame numbers (from the clip's first)
+
+
+class IkSolver:
+    """Solves frames in order, batch by batch, carrying the robot from frame to frame.
+
+    The first frame starts from the robot on the rest pose, without velocity limits, until it
+    converges; later frames are warm-started with the velocity limits over ``frame_time``.
+    A frame stuck far from its targets is solved afresh from the rest pose, and when that is
+    much closer the robot walks to it (a shadow solution) within the velocity limits.
+    """
+
+    def __init__(self, retargeter: IkRetargeter, calibration: Calibration,
+                 origin: RootOrigin | None, frame_time: float) -> None:
+        self.r, self.calibration, self.origin = retargeter, calibration, origin
+        options = retargeter.options
+        self.frame_time = frame_time
+        self.configuration = mink.Configuration(retargeter.model)
+        self.configuration.update(calibration.rest_q)
+        self.posture = mink.PostureTask(retargeter.model, cost=options.posture_cost)
+        self.posture.set_target(calibration.rest_q)
+        self.tasks: dict[str, mink.FrameTask] | None = None
+        self.limits = [*retargeter.limits, retargeter.velocity_limit]
+        self.step_limit = np.array(retargeter.info.velocity_limits) * frame_time
+        self.frames = 0                          # solved so far
+        self.shadow: mink.Configuration | None = None
+        self.next_try = 0.0
+        self.previous: np.ndarray | None = None
+
+    def solve(self, clip: BvhClip, progress: Callable[[int], None] | None = None
+              ) -> SolvedFrames:
+        """Solve the frames of ``clip`` (the next ones of the motion)."""
+        r, options = self.r, self.r.options
+        targets = frame_targets(r.geometry, self.calibration, clip, origin=self.origin)
+        if self.tasks is None:
+            self.tasks = r._tasks(targets.positions)
+            self.site_ids = {k: r.model.site(site(k)).id for k in targets.positions}
+            self.scored = [k for k in SCORED if k in targets.positions]
+        solve = [*self.tasks.values(), self.posture]
+        count = clip.num_frames
+        qpos = np.empty((count, r.model.nq))
+        iterations = np.zeros(count, dtype=np.int32)
+        achieved = {k: np.empty((count, 3)) for k in targets.positions}
+        unconverged = []
+        se3, so3, eye = mink.SE3.from_rotation_and_translation, mink.SO3.from_matrix, np.eye(3)
+        dt = self.frame_time / options.iterations
+        configuration = self.configuration
+        for i in range(count):
+            f = self.frames + i
+            for key, task in self.tasks.items():
+                rotation = targets.rotations[key][i] if key in targets.rotations else eye
+                task.set_target(se3(so3(rotation), targets.positions[key][i]))
+            if f == 0:
+                iterations[i] = r._iterate(configuration, solve, r.limits, 1.0,
+                                           options.first_frame_iterations)
+            elif self.shadow is None:
+                iterations[i] = r._iterate(configuration, solve, self.limits, dt,
+                                           options.iterations)
+            else:                              # the shadow follows the clip, unhindered
+                iterations[i] = r._iterate(self.shadow, solve, r.limits, 1.0,
+                                           options.iterations)
+            error = self._error(configuration, targets.positions, i)
+            if error > options.converged_cm and f > 0 and self.shadow is None and \
+                    f * self.frame_time >= self.next_try:
+                fresh = mink.Configuration(r.model)
+                fresh.update(self.calibration.rest_q)
+                iterations[i] += r._iterate(fresh, solve, r.limits, 1.0,
+                                            options.first_frame_iterations)
+                if self._error(fresh, targets.positions, i) < error / 2:
+                    self.shadow = fresh
+                    configuration.update(self.previous)   # this frame's step: to the shadow
+                self.next_try = f * self.frame_time + options.retry_s
+            if self.shadow is not None:
+                error = self._walk_to_shadow(targets.positions, i)
+            qpos[i] = configuration.q
+            self.previous = qpos[i].copy()
+            xpos = configuration.data.site_xpos
+            for key, index in self.site_ids.items():
+                achieved[key][i] = xpos[index]
+            if error > options.converged_cm:
+                unconverged.append(f)
+            if progress is not None:
+                progress(f)
+        self.frames += count
+        return SolvedFrames(qpos=qpos, targets=targets.positions, achieved=achieved,
+                            iterations=iterations, unconverged=tuple(unconverged))
+
+    def _walk_to_shadow(self, positions, i: int) -> float:
+        configuration, joints = self.configuration, self.r.joint_qpos
+        q = configuration.q.copy()
+        gap = self.shadow.q[joints] - q[joints]
+        q[joints] += np.clip(gap, -self.step_limit, self.step_limit)
+        free = np.setdiff1d(np.arange(self.r.model.nq), joints)
+        q[free] = self.shadow.q[free]            # the free joint has no velocity limit
+        configuration.update(q)
+        if np.abs(gap).max() < self.r.options.tolerance:
+            self.shadow = None
+        return self._error(configuration, positions, i)
+
+    def _error(self, configuration, positions, i: int) -> float:
+        """The largest judged site error of batch frame ``i`` (cm)."""
+        xpos = configuration.data.site_xpos
+        return 100 * max(np.linalg.norm(xpos[self.site_ids[k]] - positions[k][i])
+                         for k in self.scored)

@@ -123,9 +123,102 @@ class RobotGeometry:
 class Targets:
     positions: dict[str, np.ndarray]        # key body -> [f, 3] m, world
     rotations: dict[str, np.ndarray]        # oriented key body -> [f, 3, 3]
-    rest_q: np.ndarray                      # the robot on the rest pose (IK model qpos)
+
+
+_FEET = ('left_toe', 'right_toe', 'left_foot', 'right_foot')
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """What the rest pose fixes for a skeleton.
+
+    Axes, unit, orientation offsets, the robot's rest configuration, and (floating root) the
+    scale of the root trajectory.
+    """
+
+    match: SkeletonMatch
+    axes: np.ndarray                        # rows: forward, left, up in BVH axes
     unit: str
+    scale: float                            # metres per BVH unit
     height_m: float
+    offsets: dict[str, Rotation]            # oriented key body -> R_human(rest)^-1 R_robot
+    rest_q: np.ndarray                      # the robot on the rest pose (IK model qpos)
+    leg_ratio: float                        # robot / human leg length
+    standing: float                         # human pelvis over its lowest foot point, rest (m)
+
+
+def calibrate(geometry: RobotGeometry, clip: BvhClip, match: SkeletonMatch, *,
+              rest: int | None, unit: str | None,
+              solve_rest: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, dict]]
+              ) -> Calibration:
+    """The calibration of ``clip``'s skeleton (only the skeleton, or frame ``rest``, is read).
+
+    ``solve_rest`` puts the robot on the rest positions and returns its qpos and the rest
+    rotation matrix of each oriented site (hands, feet; the pelvis and torso are upright).
+    """
+    pose = rest_clip(clip, rest)
+    raw = {k: world_pose(pose, j)[1][0] for k, j in match.joints.items()}
+    axes = body_axes(raw)
+    unit, scale, height = units(raw, axes, unit)
+    human, rotation = human_bodies(pose, match, axes, scale)
+    upright = Rotation.identity(1)
+    rest_q, robot = solve_rest(geometry.chain(
+        human, upright, upright, np.array([[0.0, 0.0, geometry.pelvis_height]])))
+    robot = {**robot, 'pelvis': np.eye(3), 'chest': np.eye(3)}
+    offsets = {k: Rotation.from_matrix(rotation[k].as_matrix()[0].T @ robot[k])
+               for k in ORIENTED}
+    feet = min(human[k][0, 2] for k in _FEET if k in human)
+    return Calibration(match=match, axes=axes, unit=unit, scale=scale, height_m=height,
+                       offsets=offsets, rest_q=rest_q,
+                       leg_ratio=geometry.leg_length / _leg_length(human),
+                       standing=float(human['pelvis'][0, 2] - feet))
+
+
+@dataclass(frozen=True)
+class RootOrigin:
+    """Where the floating root's trajectory starts.
+
+    The clip's first pelvis position across the floor, and the floor's height (the clip's
+    lowest foot point), metres, robot axes.
+    """
+
+    xy: np.ndarray
+    floor: float
+
+
+def root_origin(calibration: Calibration, clip: BvhClip, *, percentile: float = 1.0
+                ) -> RootOrigin:
+    """From the frames given (the whole clip on import, the first ones when streaming)."""
+    human, _ = human_bodies(clip, calibration.match, calibration.axes, calibration.scale)
+    feet = np.minimum.reduce([human[k][:, 2] for k in _FEET if k in human])
+    return RootOrigin(xy=human['pelvis'][0, :2].copy(),
+                      floor=float(np.percentile(feet, percentile)))
+
+
+def frame_targets(geometry: RobotGeometry, calibration: Calibration, clip: BvhClip, *,
+                  origin: RootOrigin | None) -> Targets:
+    """The targets of the frames of ``clip``; ``origin`` None: the pelvis is pinned."""
+    human, rotation = human_bodies(clip, calibration.match, calibration.axes,
+                                   calibration.scale)
+    orientation = {k: rotation[k] * calibration.offsets[k] for k in ORIENTED}
+    frames = clip.num_frames
+    if origin is not None:
+        # the pelvis over the lowest foot point: the robot's standing height at the human's
+        # standing height (rest pose), the difference scaled by the legs
+        ratio = calibration.leg_ratio
+        root = np.empty((frames, 3))
+        root[:, :2] = ratio * (human['pelvis'][:, :2] - origin.xy)
+        root[:, 2] = geometry.pelvis_height + ratio * (
+            human['pelvis'][:, 2] - origin.floor - calibration.standing)
+    else:
+        root = np.tile([0.0, 0.0, geometry.pelvis_height], (frames, 1))
+        inverse = orientation['pelvis'].inv()
+        human = {k: inverse.apply(v - human['pelvis']) + root for k, v in human.items()}
+        orientation = {k: inverse * v for k, v in orientation.items()}
+        orientation['pelvis'] = Rotation.identity(frames)
+    positions = geometry.chain(human, orientation['pelvis'], orientation['chest'], root)
+    return Targets(positions=positions,
+                   rotations={k: v.as_matrix() for k, v in orientation.items()})
 
 
 def rest_clip(clip: BvhClip, frame: int | None) -> BvhClip:
@@ -149,53 +242,6 @@ def human_bodies(clip: BvhClip, match: SkeletonMatch, axes: np.ndarray, scale: f
         positions[key] = (position * scale) @ axes.T
         rotations[key] = to_robot * rotation
     return positions, rotations
-
-
-def build_targets(geometry: RobotGeometry, clip: BvhClip, match: SkeletonMatch, *,
-                  rest: int | None, unit: str | None, floating_root: bool,
-                  solve_rest: Callable[[dict[str, np.ndarray]], tuple[np.ndarray, dict]]
-                  ) -> Targets:
-    """The targets of every frame.
-
-    ``solve_rest`` puts the robot on the rest positions and returns its qpos and the rest
-    rotation matrix of each oriented site.
-    """
-    pose = rest_clip(clip, rest)
-    raw = {k: world_pose(pose, j)[1][0] for k, j in match.joints.items()}
-    axes = body_axes(raw)
-    unit, scale, height = units(raw, axes, unit)
-    human_rest, rotation_rest = human_bodies(pose, match, axes, scale)
-    human, rotation = human_bodies(clip, match, axes, scale)
-    upright = Rotation.identity(1)
-    rest_q, robot_rest = solve_rest(geometry.chain(
-        human_rest, upright, upright, np.array([[0.0, 0.0, geometry.pelvis_height]])))
-    robot_rest = {**robot_rest, 'pelvis': np.eye(3), 'chest': np.eye(3)}
-    orientation = {k: rotation[k] * Rotation.from_matrix(
-        rotation_rest[k].as_matrix()[0].T @ robot_rest[k]) for k in ORIENTED}
-    frames = clip.num_frames
-    if floating_root:
-        ratio = geometry.leg_length / _leg_length(human_rest)
-        feet = [human[k][:, 2] for k in ('left_toe', 'right_toe', 'left_foot', 'right_foot')
-                if k in human]
-        floor = float(np.percentile(np.minimum.reduce(feet), 1))
-        # the pelvis over the lowest foot point: the robot's standing height at the human's
-        # standing height (rest pose), the difference scaled
-        standing = human_rest['pelvis'][0, 2] - min(
-            human_rest[k][0, 2] for k in ('left_toe', 'right_toe', 'left_foot', 'right_foot')
-            if k in human_rest)
-        root = np.empty((frames, 3))
-        root[:, :2] = ratio * (human['pelvis'][:, :2] - human['pelvis'][0, :2])
-        root[:, 2] = geometry.pelvis_height + ratio * (human['pelvis'][:, 2] - floor - standing)
-    else:
-        root = np.tile([0.0, 0.0, geometry.pelvis_height], (frames, 1))
-        inverse = orientation['pelvis'].inv()
-        human = {k: inverse.apply(v - human['pelvis']) + root for k, v in human.items()}
-        orientation = {k: inverse * v for k, v in orientation.items()}
-        orientation['pelvis'] = Rotation.identity(frames)
-    positions = geometry.chain(human, orientation['pelvis'], orientation['chest'], root)
-    return Targets(positions=positions,
-                   rotations={k: v.as_matrix() for k, v in orientation.items()},
-                   rest_q=rest_q, unit=unit, height_m=height)
 
 
 def _leg_length(human_rest: dict[str, np.ndarray]) -> float:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from il_policy_node.mocap.bvh import BvhClip
-from il_policy_node.mocap.ik import END_EFFECTORS, IkMotion, IkOptions, IkRetargeter
+from il_policy_node.mocap.bvh import BvhClip, BvhHeader
+from il_policy_node.mocap.ik import END_EFFECTORS, IkMotion, IkOptions, IkRetargeter, IkSolver
+from il_policy_node.mocap.ik_targets import IkError, root_origin
 from il_policy_node.mocap.quality import QualityThresholds, assess
 from il_policy_node.mocap.retarget import (
     RetargetedMotion,
@@ -22,6 +23,7 @@ from il_policy_node.mocap.retarget import (
     retarget,
 )
 from il_policy_node.mocap.skeleton import AUTO, choose
+from il_policy_node.mocap.stream import MapValues
 from il_policy_node.runtime.robot import RobotJoints
 
 WORLD_FRAME = 'world'
@@ -55,6 +57,11 @@ class MapMethod:
         motion = retarget(clip, self.mapping, joint_names=self.robot.joint_names,
                           lower=self.robot.lower, upper=self.robot.upper)
         return Retargeted(motion=motion)
+
+    def frame_values(self, header: BvhHeader) -> MapValues:
+        """The map frame by frame, for a clip streamed (mocap_bridge)."""
+        return MapValues(header, self.mapping, joint_names=self.robot.joint_names,
+                         lower=self.robot.lower, upper=self.robot.upper)
 
 
 @dataclass(frozen=True)
@@ -92,3 +99,44 @@ class IkMethod:
             pin = [0.0, 0.0, self.retargeter.geometry.pelvis_height, 1.0, 0.0, 0.0, 0.0]
             root = np.tile(pin, (len(result.motion.times), 1))
         return Retargeted(motion=result.motion, root_poses=root, report=report, ik=result)
+
+    def frame_values(self, header: BvhHeader) -> 'IkValues':
+        """Inverse kinematics frame by frame, for a clip streamed (mocap_bridge)."""
+        return IkValues(self, header)
+
+
+class IkValues:
+    """IK over a streamed clip, batch after batch.
+
+    Calibrated on the header's zero pose; the robot is carried from batch to batch; with a
+    floating root the trajectory starts at the first batch.
+    """
+
+    def __init__(self, method: IkMethod, header: BvhHeader) -> None:
+        retargeter = method.retargeter
+        if retargeter.options.rest is not None:
+            raise IkError(f'{header.source}: a rest frame needs the whole clip; a streamed '
+                          'clip calibrates on its zero pose')
+        probe = BvhClip(joints=header.joints, frames=np.zeros((1, header.width)),
+                        frame_time=header.frame_time, source=header.source)
+        match = choose(probe, method.settings.skeleton)
+        self.retargeter = retargeter
+        self.calibration = retargeter.calibrate(probe, match)
+        self.frame_time = header.frame_time
+        info = retargeter.info
+        self.joint_names = info.joint_names
+        self.lower, self.upper = np.array(info.lower_limits), np.array(info.upper_limits)
+        self.effectors = tuple(END_EFFECTORS.values())
+        self.source = method.source
+        self.fingerprint = method.settings.options.fingerprint(match.skeleton,
+                                                               method.settings.model)
+        self.solver: IkSolver | None = None
+
+    def __call__(self, clip: BvhClip) -> np.ndarray:
+        if self.solver is None:
+            origin = root_origin(self.calibration, clip, percentile=0.0) \
+                if self.retargeter.options.floating_root else None
+            self.solver = IkSolver(self.retargeter, self.calibration, origin, self.frame_time)
+        frames = self.solver.solve(clip)
+        return np.hstack([frames.qpos[:, self.retargeter.joint_qpos],
+                          *(frames.achieved[key] for key in END_EFFECTORS)])

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from il_policy_node.errors import MocapError
-from il_policy_node.mocap.retarget import RetargetMap
-from il_policy_node.mocap.stream import ClipSource, MotionSamples
+from il_policy_node.mocap.bvh import BvhHeader
+from il_policy_node.mocap.stream import ClipSource, FrameValues, MotionSamples
 
 LOG = logging.getLogger(__name__)
 
@@ -56,18 +56,15 @@ class DueSample:
 class ClipScheduler:
     """The clips of ``files`` as timed samples (see the module docstring)."""
 
-    def __init__(self, files: Sequence[str], mapping: RetargetMap, *,
-                 joint_names: Sequence[str], lower: Sequence[float] | None = None,
-                 upper: Sequence[float] | None = None, playback: Playback = Playback(),
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, files: Sequence[str], values: Callable[[BvhHeader], FrameValues], *,
+                 playback: Playback = Playback(), clock: Callable[[], float] = time.monotonic,
                  report: Callable[[int, str], None] = LOG.log) -> None:
-        """Clips of ``files`` retargeted with ``mapping`` onto the robot's joints.
+        """Clips of ``files`` retargeted by ``values(header)`` (a method's frame_values).
 
         ``clock``: monotonic seconds; ``report(level, message)``: skipped files, errors.
         """
         self.files = [str(f) for f in files]
-        self.mapping = mapping
-        self._robot = dict(joint_names=tuple(joint_names), lower=lower, upper=upper)
+        self._values = values
         self.loop, self.follow = playback.loop, playback.follow
         self.follow_timeout_s = playback.follow_timeout_s
         self.rate_scale = playback.rate_scale
@@ -100,9 +97,9 @@ class ClipScheduler:
             follow = self.follow and self.index == len(self.files) - 1
             rate_hz = self.publish_rate_hz / self.rate_scale if self.publish_rate_hz else None
             try:
-                self.source = ClipSource(path, self.mapping, rate_hz=rate_hz, follow=follow,
+                self.source = ClipSource(path, self._values, rate_hz=rate_hz, follow=follow,
                                          follow_timeout_s=self.follow_timeout_s,
-                                         clock=self._clock, **self._robot)
+                                         clock=self._clock)
             except CLIP_ERRORS as exc:
                 self._skip(path, exc)
                 continue

@@ -7,10 +7,11 @@ would send:
   once it is complete, then every whole frame line appended. ``Frames:`` is not checked (a
   live writer does not know the count; write 0). Errors are :class:`~.bvh.BvhError` naming
   ``file:line``.
-- :class:`FrameRetargeter` retargets frames batch by batch with the map's maths
-  (:mod:`~.retarget`: same values at the frames, angles unwrapped across batches, same limits
-  and clamp report) and emits samples on a uniform grid: at the clip's own rate (sample i is
-  frame i) or resampled. Unlike :func:`~.retarget.retarget`, which fits a cubic spline
+- :class:`FrameRetargeter` retargets frames batch by batch (a :class:`FrameValues`: the map's
+  maths, :class:`MapValues` with angles unwrapped across batches, or inverse kinematics,
+  il_policy_node.mocap.methods.IkValues, carrying the robot from frame to frame) and emits
+  samples on a uniform grid, with the limits and the clamp report: at the clip's own rate
+  (sample i is frame i) or resampled. Unlike :func:`~.retarget.retarget`, which fits a cubic spline
   through the whole clip, it is causal up to one frame: the velocity at a frame is the central
   difference of its neighbours (one-sided at the clip's ends), and between frames positions
   and velocities follow the cubic Hermite curve through both frames with those velocities.
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -54,6 +56,49 @@ _SNAP = 1e-9          # frames: a sample this close to a frame is that frame
 _END_SLACK = 1e-6     # samples: the last grid time is within the clip, up to this
 
 
+class FrameValues(Protocol):
+    """Robot values of BVH frames, batch after batch of one clip, in order."""
+
+    joint_names: tuple[str, ...]
+    lower: np.ndarray                          # rad, the limits the samples are clamped to
+    upper: np.ndarray
+    effectors: tuple[str, ...]                 # end-effector names
+    source: str                                # the map file, or 'ik:<model>:<skeleton>'
+    fingerprint: str
+
+    def __call__(self, clip: BvhClip) -> np.ndarray:
+        """[m, J + 3 E] joint values (before limits), then each end effector's x y z."""
+
+
+class MapValues:
+    """The map's values (il_policy_node.mocap.retarget), angles unwrapped across batches."""
+
+    def __init__(self, header: BvhHeader, mapping: RetargetMap, *,
+                 joint_names: Sequence[str], lower: Sequence[float] | None = None,
+                 upper: Sequence[float] | None = None) -> None:
+        """RetargetError when the map does not fit the robot or the header's skeleton."""
+        probe = BvhClip(joints=header.joints, frames=np.zeros((1, header.width)),
+                        frame_time=header.frame_time, source=header.source)
+        self.mapping = mapping
+        self.joint_names = check_fit(probe, mapping, joint_names)
+        self.lower, self.upper = joint_limits(mapping, self.joint_names, lower, upper)
+        self.effectors = tuple(ee.name for ee in mapping.end_effectors)
+        self.source, self.fingerprint = mapping.source, mapping.sha256
+        self._last_raw: np.ndarray | None = None    # unwrapped source values of the last frame
+
+    def __call__(self, clip: BvhClip) -> np.ndarray:
+        raw, angular = source_values(clip, self.mapping, self.joint_names)
+        if self._last_raw is not None:      # unwrap on from the previous batch's last frame
+            raw = np.vstack([self._last_raw, raw])
+        raw[:, angular] = np.unwrap(raw[:, angular], axis=0)
+        if self._last_raw is not None:
+            raw = raw[1:]
+        self._last_raw = raw[-1:].copy()
+        points = end_effector_positions(clip, self.mapping)
+        return np.hstack([apply_sources(self.mapping, self.joint_names, raw),
+                          *(points[name] for name in self.effectors)])
+
+
 @dataclass(frozen=True, eq=False)
 class MotionSamples:
     """Consecutive output samples: sample ``first + k`` is at clip time (first + k) / rate."""
@@ -71,29 +116,21 @@ class MotionSamples:
 class FrameRetargeter:
     """Retargets BVH frames pushed in batches into samples at ``rate_hz`` (see module doc)."""
 
-    def __init__(self, header: BvhHeader, mapping: RetargetMap, *,
-                 joint_names: Sequence[str], lower: Sequence[float] | None = None,
-                 upper: Sequence[float] | None = None, rate_hz: float | None = None) -> None:
-        """``rate_hz``: output rate; None = the clip's (1 / frame_time, sample i = frame i).
-
-        RetargetError when the map does not fit the robot or the header's skeleton.
-        """
-        self.header, self.mapping = header, mapping
-        probe = BvhClip(joints=header.joints, frames=np.zeros((1, header.width)),
-                        frame_time=header.frame_time, source=header.source)
-        self.joint_names = check_fit(probe, mapping, joint_names)
-        self.lower, self.upper = joint_limits(mapping, self.joint_names, lower, upper)
+    def __init__(self, header: BvhHeader, values: FrameValues, *,
+                 rate_hz: float | None = None) -> None:
+        """``rate_hz``: output rate; None = the clip's (1 / frame_time, sample i = frame i)."""
+        self.header, self.values = header, values
+        self.joint_names = values.joint_names
+        self.lower, self.upper = values.lower, values.upper
         self.rate_hz = 1.0 / header.frame_time if rate_hz is None else float(rate_hz)
         if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
             raise RetargetError(f'rate_hz must be > 0, got {rate_hz}')
         # frames per sample; exactly 1.0 at the clip's rate so sample i is frame i
         self._ratio = 1.0 if rate_hz is None else 1.0 / (self.rate_hz * header.frame_time)
-        self._effectors = tuple(ee.name for ee in mapping.end_effectors)
+        self._effectors = values.effectors
         self._width = len(self.joint_names) + 3 * len(self._effectors)
         self._window = np.zeros((0, self._width))   # values of frames _window_first ...
         self._window_first = 0
-        self._last_raw: np.ndarray | None = None    # unwrapped source values of the last frame
-        self._angular: np.ndarray | None = None
         self.frames = 0                             # frames pushed
         self.samples = 0                            # samples emitted
         self.finished = False
@@ -127,18 +164,8 @@ class FrameRetargeter:
     def _values(self, frames: np.ndarray) -> np.ndarray:
         """[m, width] robot values before limits (joints, then end-effector x y z)."""
         header = self.header
-        clip = BvhClip(joints=header.joints, frames=frames, frame_time=header.frame_time,
-                       source=header.source)
-        raw, angular = source_values(clip, self.mapping, self.joint_names)
-        if self._last_raw is not None:      # unwrap on from the previous batch's last frame
-            raw = np.vstack([self._last_raw, raw])
-        raw[:, angular] = np.unwrap(raw[:, angular], axis=0)
-        if self._last_raw is not None:
-            raw = raw[1:]
-        self._last_raw = raw[-1:].copy()
-        points = end_effector_positions(clip, self.mapping)
-        return np.hstack([apply_sources(self.mapping, self.joint_names, raw),
-                          *(points[name] for name in self._effectors)])
+        return self.values(BvhClip(joints=header.joints, frames=frames,
+                                   frame_time=header.frame_time, source=header.source))
 
     def _emit(self) -> MotionSamples:
         n = self.frames
@@ -313,18 +340,18 @@ class ClipSource:
     source was made). Errors (BvhError, RetargetError, OSError) name the file.
     """
 
-    def __init__(self, path: str | Path, mapping: RetargetMap, *,
-                 joint_names: Sequence[str], lower: Sequence[float] | None = None,
-                 upper: Sequence[float] | None = None, rate_hz: float | None = None,
-                 follow: bool = False, follow_timeout_s: float | None = None,
+    def __init__(self, path: str | Path, values: Callable[[BvhHeader], FrameValues], *,
+                 rate_hz: float | None = None, follow: bool = False,
+                 follow_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``values(header)``: the clip's FrameValues (e.g. a method's ``frame_values``)."""
         self.path = Path(path)
-        self.mapping = mapping
+        self._make_values = values
         self.follow = follow
         if follow and follow_timeout_s is None:
             raise BvhError(f'{self.path}: following a file needs a follow_timeout_s')
         self.follow_timeout_s = follow_timeout_s
-        self._robot = dict(joint_names=joint_names, lower=lower, upper=upper, rate_hz=rate_hz)
+        self._rate_hz = rate_hz
         self._clock = clock
         self._last_frame_at = clock()
         self.retargeter: FrameRetargeter | None = None
@@ -347,7 +374,8 @@ class ClipSource:
         return None if self.retargeter is None else self.retargeter.header
 
     def _start(self, header: BvhHeader) -> None:
-        self.retargeter = FrameRetargeter(header, self.mapping, **self._robot)
+        self.retargeter = FrameRetargeter(header, self._make_values(header),
+                                          rate_hz=self._rate_hz)
 
     def poll(self) -> MotionSamples | None:
         """The samples that became available (None: none yet); sets :attr:`done` at the end."""
@@ -394,8 +422,9 @@ class ClipSource:
             'duration_s': 0.0 if r is None else r.duration_s,
             'rate_hz': None if r is None else r.rate_hz,
             'samples': 0 if r is None else r.samples,
-            'file_sha256': self.sha256, 'retarget_map': self.mapping.source,
-            'map_sha256': self.mapping.sha256,
+            'file_sha256': self.sha256,
+            'retarget_map': None if r is None else r.values.source,
+            'map_sha256': None if r is None else r.values.fingerprint,
             'clamped': {} if r is None else {
                 name: {'frames': c.frames, 'worst_excess_rad': c.worst_excess}
                 for name, c in r.clamped.items()},

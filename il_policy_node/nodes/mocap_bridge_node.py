@@ -4,8 +4,11 @@ The recorder and the robot see what a motion-capture suit streaming through a re
 system would send. For each file of ``files``, one after the other (again and again with
 ``loop``):
   1. reads the clip (il_policy_node.mocap.stream.ClipSource) and retargets it onto the
-     robot's joints with the map ``retarget_map``: the joints and limits of the sim model
-     ``model``, or ``joint_names`` with ``position_lower_limits``/``position_upper_limits``;
+     robot's joints: ``retarget: map`` with the map ``retarget_map`` (the joints and limits
+     of the sim model ``model``, or ``joint_names`` with ``position_lower_limits``/
+     ``position_upper_limits``), or ``retarget: ik``, inverse kinematics onto the sim model
+     ``model`` (il_policy_node.mocap.ik; ``skeleton``: auto, a preset or a skeleton file;
+     ``floating_root``), frame by frame as the frames come;
   2. publishes what it is on ``~/clip`` (std_msgs/String, JSON; reliable, transient local,
      the last 100 kept): file, follow, complete, frame_rate_hz, frames, duration_s, rate_hz
      (samples per clip second), publish_rate_hz, rate_scale, samples, file_sha256,
@@ -20,8 +23,9 @@ system would send. For each file of ``files``, one after the other (again and ag
      within the limits, velocity in rad/s of wall-clock time, header.stamp = the sample's
      due time, i.e. now up to timer jitter and evenly spaced after a stall) and, with
      publish_end_effectors, geometry_msgs/PointStamped on ``mocap/end_effectors/<name>`` for
-     each end effector of the map (metres, robot axes, frame_id = the map's ``relative_to``
-     BVH joint); with drive_robot, each sample as a one-point JointTrajectory (time_from_start
+     each end effector (the map's: metres, robot axes, frame_id = its ``relative_to`` BVH
+     joint; with IK the robot's head, hands and feet, frame_id pelvis, or world with
+     floating_root); with drive_robot, each sample as a one-point JointTrajectory (time_from_start
      = one publish period) to the controller, as a teleop follower is driven;
   6. calls ``<recorder>/stop_episode`` (std_srvs/SetBool, data = true; false when a followed
      file turned out malformed part-way).
@@ -40,9 +44,9 @@ frames written during the settle move and the recorder's start are streamed afte
 the clip's rate (a constant delay, no burst).
 
 Parameters (PARAMETERS below; documented with their defaults in config/mocap_bridge.yaml):
-files, retarget_map, model, joint_names, position_lower_limits, position_upper_limits, loop,
-follow, follow_timeout_s, rate_scale, publish_rate_hz, publish_end_effectors, drive_robot,
-settle_s, recorder, service_timeout_s, min_subscribers, wait_for_subscribers_s.
+files, retarget, retarget_map, skeleton, floating_root, model, joint_names,
+position_lower_limits, position_upper_limits, loop, follow, follow_timeout_s, rate_scale,
+publish_rate_hz, publish_end_effectors, drive_robot, settle_s, recorder, service_timeout_s, min_subscribers, wait_for_subscribers_s.
 
 Errors name the file and its line, or the map entry: a file that cannot be read or retargeted
 is logged and skipped, the next one is played. Joints clamped to the limits are logged and
@@ -72,7 +76,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from il_policy_node.errors import ConfigError
-from il_policy_node.mocap.retarget import RetargetMap, check_robot, load_retarget_map, package_map
+from il_policy_node.mocap.retarget import package_map
 from il_policy_node.mocap.schedule import ClipScheduler, DueSample, Playback
 from il_policy_node.recording.driver import EpisodeDriver, Finished, Preparation
 from il_policy_node.ros.conversions import JointStateMessage, TrajectoryMessages, duration_msg
@@ -91,8 +95,12 @@ def _p(name: str):
 PARAMETERS = (
     ParamSpec('files', Parameter.Type.STRING_ARRAY,
               'BVH files, played one after the other.'),
+    ParamSpec('retarget', 'map', 'map: the angle map retarget_map; ik: inverse kinematics onto '
+                                 'model.'),
     ParamSpec('retarget_map', '', "Retarget map (YAML); '' = config/retarget/<model>.yaml of "
                                   'the package.'),
+    ParamSpec('skeleton', 'auto', 'retarget ik: skeleton preset, skeleton file, or auto.'),
+    ParamSpec('floating_root', False, 'retarget ik: the pelvis follows the clip.'),
     ParamSpec('model', 'humanoid_upper', "Sim model whose joints and limits are the robot's "
                                          "(unless joint_names is set); '' = none."),
     ParamSpec('joint_names', Parameter.Type.STRING_ARRAY,
@@ -143,6 +151,21 @@ _NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 _LEVELS = {logging.INFO: 'info', logging.WARNING: 'warn', logging.ERROR: 'error'}
 
 
+def retarget_method(params: dict):
+    """The retargeting of the parameters: the map onto the robot's joints, or IK."""
+    from il_policy_node.mocap.methods import IkMethod, IkSettings, MapMethod  # MuJoCo, mink
+    if params['retarget'] not in ('map', 'ik'):
+        raise ConfigError(f"parameter retarget must be map or ik, got {params['retarget']!r}")
+    if params['retarget'] == 'ik':
+        if not params['model'] or params['joint_names']:
+            raise ConfigError('retarget ik needs model (a sim model) and no joint_names')
+        from il_policy_node.mocap.ik import IkOptions
+        return IkMethod(IkSettings(model=params['model'], skeleton=params['skeleton'],
+                                   options=IkOptions(floating_root=params['floating_root'])))
+    return MapMethod(params['retarget_map'] or package_map(params['model']),
+                     robot_joints(params))
+
+
 def robot_joints(params: dict) -> RobotJoints:
     """The robot's joints and limits: joint_names (+ limits) or the sim model's."""
     if params['joint_names']:
@@ -163,11 +186,8 @@ class MocapBridgeNode(Node):
         files = [str(f) for f in params['files']]
         if not files:
             raise ConfigError('parameter files is empty: give the BVH files to play')
-        robot = robot_joints(params)
-        self.joint_names = robot.joint_names
-        map_path = params['retarget_map'] or package_map(params['model'])
-        self.mapping: RetargetMap = load_retarget_map(map_path)
-        check_robot(self.mapping, self.joint_names)
+        self.method = retarget_method(params)
+        self.joint_names = self.method.robot.joint_names
         self.drive_robot = bool(params['drive_robot'])
         self.settle_s = float(params['settle_s'])
         self.min_subscribers = int(params['min_subscribers'])
@@ -177,23 +197,22 @@ class MocapBridgeNode(Node):
             follow_timeout_s=float(params['follow_timeout_s']),
             rate_scale=float(params['rate_scale']),
             publish_rate_hz=float(params['publish_rate_hz']))
-        self.clips = ClipScheduler(files, self.mapping, joint_names=self.joint_names,
-                                   lower=robot.lower, upper=robot.upper, playback=playback,
+        self.clips = ClipScheduler(files, self.method.frame_values, playback=playback,
                                    report=self._report)
 
         self._command = JointStateMessage(self.joint_names, velocities=True)
         self._command_pub = self.create_publisher(JointState, COMMAND_TOPIC, MOCAP_QOS)
         self._effector_pubs = {}
         if params['publish_end_effectors']:
-            for ee in self.mapping.end_effectors:
-                if not _NAME.match(ee.name):
-                    raise ConfigError(f'{self.mapping.source}: end_effectors.{ee.name}: not '
+            for name, frame in self.method.end_effectors.items():
+                if not _NAME.match(name):
+                    raise ConfigError(f'{self.method.source}: end_effectors.{name}: not '
                                       'usable in a topic name (letters, digits, _)')
                 publisher = self.create_publisher(
-                    PointStamped, f'{END_EFFECTOR_NAMESPACE}/{ee.name}', MOCAP_QOS)
+                    PointStamped, f'{END_EFFECTOR_NAMESPACE}/{name}', MOCAP_QOS)
                 point = PointStamped()
-                point.header.frame_id = ee.relative_to
-                self._effector_pubs[ee.name] = (publisher, point)
+                point.header.frame_id = frame
+                self._effector_pubs[name] = (publisher, point)
         self._robot_pub = self.create_publisher(JointTrajectory, CONTROLLER_TOPIC,
                                                 COMMAND_QOS) if self.drive_robot else None
         self._clip_pub = self.create_publisher(String, '~/clip', CLIP_QOS)
@@ -209,7 +228,7 @@ class MocapBridgeNode(Node):
         rate = f'{self.clips.publish_rate_hz:g} Hz' if self.clips.publish_rate_hz \
             else 'clip rate'
         self.get_logger().info(
-            f'{len(files)} files, map {self.mapping.source}, {len(self.joint_names)} '
+            f'{len(files)} files, retargeting {self.method.source}, {len(self.joint_names)} '
             f'joints, {rate} x {self.clips.rate_scale:g}, loop {self.clips.loop}, '
             f'follow {self.clips.follow}, recorder {self._recorder.namespace or "(none)"}, '
             f'drive_robot {self.drive_robot}')

@@ -6,7 +6,13 @@ import pytest
 
 from il_policy_node.mocap.bvh import BvhError, BvhHeader, load_bvh, write_bvh
 from il_policy_node.mocap.retarget import RetargetError, load_retarget_map, retarget
-from il_policy_node.mocap.stream import BvhFollower, ClipSource, FrameRetargeter, MotionSamples
+from il_policy_node.mocap.stream import (
+    BvhFollower,
+    ClipSource,
+    FrameRetargeter,
+    MapValues,
+    MotionSamples,
+)
 from il_policy_node.mocap.synthetic import wave_clip
 from il_policy_node.robots.models import model_info
 from test.mocap import one_joint, through_file, write_map
@@ -21,6 +27,16 @@ def wave(tmp_path_factory):
     path = tmp_path_factory.mktemp('wave') / 'wave.bvh'
     write_bvh(path, wave_clip(duration_s=1.0, rate_hz=60.0, seed=2))
     return load_bvh(path), load_retarget_map(MAP)
+
+
+def map_values(mapping, robot=ROBOT):
+    """What a ClipSource takes: the map's FrameValues for a header."""
+    return lambda header: MapValues(header, mapping, **robot)
+
+
+def retargeter_of(clip, mapping, robot=ROBOT, rate_hz=None) -> FrameRetargeter:
+    header = header_of(clip)
+    return FrameRetargeter(header, MapValues(header, mapping, **robot), rate_hz=rate_hz)
 
 
 def header_of(clip) -> BvhHeader:
@@ -45,7 +61,7 @@ def run(retargeter: FrameRetargeter, frames, batch: int) -> tuple[MotionSamples,
 def test_at_the_clip_rate_sample_i_is_frame_i_with_retarget_values(wave):
     clip, mapping = wave
     expected = retarget(clip, mapping, rate_hz=1.0 / clip.frame_time, **ROBOT)
-    samples, sizes = run(FrameRetargeter(header_of(clip), mapping, **ROBOT), clip.frames, 1)
+    samples, sizes = run(retargeter_of(clip, mapping), clip.frames, 1)
     # each sample waits for the next frame (its velocity), the last one for finish()
     assert sizes == [0] + [1] * (clip.num_frames - 1) + [1]
     np.testing.assert_allclose(samples.times, expected.times, atol=1e-12)
@@ -54,7 +70,7 @@ def test_at_the_clip_rate_sample_i_is_frame_i_with_retarget_values(wave):
     np.testing.assert_allclose(samples.velocities[1:-1], expected.velocities[1:-1], atol=0.05)
     for name, points in expected.end_effectors.items():
         np.testing.assert_allclose(samples.end_effectors[name], points, atol=1e-7)
-    whole, sizes = run(FrameRetargeter(header_of(clip), mapping, **ROBOT), clip.frames, 1000)
+    whole, sizes = run(retargeter_of(clip, mapping), clip.frames, 1000)
     assert sizes == [clip.num_frames - 1, 1]
     np.testing.assert_array_equal(whole.positions, samples.positions)
     np.testing.assert_array_equal(whole.velocities, samples.velocities)
@@ -63,14 +79,14 @@ def test_at_the_clip_rate_sample_i_is_frame_i_with_retarget_values(wave):
 def test_resampled_between_frames_and_exact_on_them(wave):
     clip, mapping = wave
     expected = retarget(clip, mapping, **ROBOT)                       # the map's 50 Hz
-    samples, _ = run(FrameRetargeter(header_of(clip), mapping, rate_hz=50.0, **ROBOT),
+    samples, _ = run(retargeter_of(clip, mapping, rate_hz=50.0),
                      clip.frames, 7)
     assert len(samples.times) == len(expected.times) == 51
     np.testing.assert_allclose(samples.positions, expected.positions, atol=1e-4)
     on_frames = np.arange(0, 51, 5)                                   # every 0.1 s
     np.testing.assert_allclose(samples.positions[on_frames], expected.positions[on_frames],
                                atol=1e-7)
-    one_by_one, sizes = run(FrameRetargeter(header_of(clip), mapping, rate_hz=50.0, **ROBOT),
+    one_by_one, sizes = run(retargeter_of(clip, mapping, rate_hz=50.0),
                             clip.frames, 1)
     np.testing.assert_allclose(one_by_one.positions, samples.positions, atol=1e-12)
     assert sum(sizes) == 51 and max(sizes) == 1
@@ -83,7 +99,7 @@ def test_clamping_is_reported_as_retarget_reports_it(wave):
     upper[elbow] = 1.5
     robot = dict(ROBOT, upper=upper)
     expected = retarget(clip, mapping, rate_hz=1.0 / clip.frame_time, **robot)
-    retargeter = FrameRetargeter(header_of(clip), mapping, **robot)
+    retargeter = retargeter_of(clip, mapping, robot=robot)
     samples, _ = run(retargeter, clip.frames, 5)
     assert set(retargeter.clamped) == set(expected.clamped) == {'right_elbow_joint'}
     got, want = retargeter.clamped['right_elbow_joint'], expected.clamped['right_elbow_joint']
@@ -99,7 +115,7 @@ def test_angles_unwrap_across_batches(tmp_path):
     clip = through_file(tmp_path, one_joint(['Yrotation']), wrapped[:, None], frame_time=0.1)
     mapping = load_retarget_map(write_map(tmp_path, {
         'rate_hz': 10.0, 'joints': {'q': {'bvh_joint': 'J', 'channel': 'Yrotation'}}}))
-    samples, _ = run(FrameRetargeter(header_of(clip), mapping, joint_names=['q']),
+    samples, _ = run(retargeter_of(clip, mapping, robot={'joint_names': ['q']}),
                      clip.frames, 1)
     np.testing.assert_allclose(samples.positions[:, 0], np.radians(degrees), atol=1e-12)
     np.testing.assert_allclose(samples.velocities[:, 0], np.radians(300.0), atol=1e-9)
@@ -110,7 +126,7 @@ def test_a_map_that_does_not_fit_the_skeleton_is_refused_before_any_frame(tmp_pa
     mapping = load_retarget_map(write_map(tmp_path, {
         'rate_hz': 10.0, 'joints': {'q': {'bvh_joint': 'Elbow', 'axis': 'y'}}}))
     with pytest.raises(RetargetError, match="joints.q: BVH joint 'Elbow' is not in"):
-        FrameRetargeter(header_of(clip), mapping, joint_names=['q'])
+        retargeter_of(clip, mapping, robot={'joint_names': ['q']})
 
 
 # -- following a file being written ---------------------------------------------------------
@@ -178,8 +194,8 @@ def test_a_clip_source_follows_until_no_frame_comes_for_the_timeout(tmp_path, wa
     header, frames = split(Path(clip.source))
     live = tmp_path / 'live.bvh'
     now = [0.0]
-    source = ClipSource(live, mapping, follow=True, follow_timeout_s=1.0,
-                        clock=lambda: now[0], **ROBOT)
+    source = ClipSource(live, map_values(mapping), follow=True, follow_timeout_s=1.0,
+                        clock=lambda: now[0])
     assert source.poll() is None and not source.done
     live.write_text(header + ''.join(frames[:10]))
     now[0] = 0.9
@@ -193,8 +209,9 @@ def test_a_clip_source_follows_until_no_frame_comes_for_the_timeout(tmp_path, wa
     assert info['complete'] and info['frames'] == 10 and info['file_sha256']
     assert info['map_sha256'] == mapping.sha256 and info['frame_rate_hz'] == pytest.approx(60)
 
-    never = ClipSource(tmp_path / 'never.bvh', mapping, follow=True, follow_timeout_s=0.5,
-                       clock=lambda: now[0], **ROBOT)
+    never = ClipSource(tmp_path / 'never.bvh', map_values(mapping), follow=True,
+                       follow_timeout_s=0.5,
+                       clock=lambda: now[0])
     now[0] += 0.6
     with pytest.raises(BvhError, match=r'never\.bvh: no such file after 0\.5 s'):
         never.poll()
@@ -202,7 +219,7 @@ def test_a_clip_source_follows_until_no_frame_comes_for_the_timeout(tmp_path, wa
 
 def test_a_whole_clip_source_gives_every_sample_at_once(wave):
     clip, mapping = wave
-    source = ClipSource(clip.source, mapping, **ROBOT)
+    source = ClipSource(clip.source, map_values(mapping))
     assert source.info()['frames'] == 0 and not source.done
     samples = source.poll()
     assert source.done and len(samples) == clip.num_frames and source.poll() is None
