@@ -46,7 +46,8 @@ the clip's rate (a constant delay, no burst).
 Parameters (PARAMETERS below; documented with their defaults in config/mocap_bridge.yaml):
 files, retarget, retarget_map, skeleton, floating_root, model, joint_names,
 position_lower_limits, position_upper_limits, loop, follow, follow_timeout_s, rate_scale,
-publish_rate_hz, publish_end_effectors, drive_robot, settle_s, recorder, service_timeout_s, min_subscribers, wait_for_subscribers_s.
+publish_rate_hz, publish_end_effectors, drive_robot, settle_s, recorder, service_timeout_s,
+min_subscribers, wait_for_subscribers_s.
 
 Errors name the file and its line, or the map entry: a file that cannot be read or retargeted
 is logged and skipped, the next one is played. Joints clamped to the limits are logged and
