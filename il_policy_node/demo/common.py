@@ -73,10 +73,12 @@ class TaskResult:
     reference_scores: list[Score]
     open_loop_rmse_rad: float
     loop: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # the task's own figures
 
     def summary(self) -> dict[str, Any]:
         policy, reference = summarize(self.policy_scores), summarize(self.reference_scores)
-        return {'rollouts': policy['rollouts'], 'success_rate': policy['success_rate'],
+        return {**self.extra, 'rollouts': policy['rollouts'],
+                'success_rate': policy['success_rate'],
                 'rmse_rad': policy['rmse_rad'],
                 'demonstrator_success_rate': reference['success_rate'],
                 'demonstrator_rmse_rad': reference['rmse_rad'],
