@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import mink
 import mujoco
 import numpy as np
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import CubicSpline, PchipInterpolator
 from scipy.spatial.transform import Rotation, Slerp
 
 from il_policy_node.mocap.bvh import BvhClip
@@ -231,13 +231,14 @@ class IkRetargeter:
         rate = self.options.rate_hz or 1.0 / clip.frame_time
         count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate + 1e-6)) + 1
         times = np.arange(count) / rate
-        spline = CubicSpline(clip.times, qpos[:, self.joint_qpos], axis=0)
+        # monotone between frames (PCHIP): no overshoot past what the IK kept in the limits
+        spline = PchipInterpolator(clip.times, qpos[:, self.joint_qpos], axis=0)
         positions, velocities = spline(times), spline(times, 1)
         low, high = np.array(self.info.lower_limits), np.array(self.info.upper_limits)
         clipped = np.clip(positions, low, high)
         outside = np.abs(clipped - positions) > 1e-9       # not the knots' rounding
         velocities[clipped != positions] = 0.0
-        # the spline's derivative may overshoot between frames the IK kept within the limits
+        # the interpolant's slope may exceed what the IK's steps kept within the limits
         speed = np.array(self.info.velocity_limits)
         velocities = np.clip(velocities, -speed, speed)
         clamped = {}

@@ -199,6 +199,31 @@ def test_follows_a_file_being_written_until_no_frame_comes(graph, tmp_path):
     assert 'following' in bridge.log() and 'done: 1 clips played' in bridge.log()
 
 
+def test_inverse_kinematics_streams_what_the_import_computes(graph, tmp_path):
+    from il_policy_node.mocap.ik import IkRetargeter
+    from il_policy_node.mocap.skeleton import choose
+    from il_policy_node.mocap.synthetic import whole_body_clip
+    path = tmp_path / 'cmu.bvh'
+    write_bvh(path, whole_body_clip('cmu', duration_s=1.0, rate_hz=30.0))
+    clip = load_bvh(path)
+    expected = IkRetargeter('humanoid').retarget(clip, choose(clip)).motion
+    listener = Listener(graph.receiver.node)
+    feet: list[PointStamped] = []
+    graph.receiver.node.create_subscription(PointStamped, '/mocap/end_effectors/left_foot',
+                                            feet.append, DEEP)
+    bridge = graph.spawn(BRIDGE, ros_args({
+        'files': [str(path)], 'retarget': 'ik', 'model': 'humanoid',
+        'wait_for_subscribers_s': 20.0}), 'mocap_bridge')
+    assert bridge.popen.wait(timeout=60.0) == 0, bridge.log()
+    assert wait_until(lambda: len(listener.commands) == 31 and len(feet) == 31, 10.0), \
+        (len(listener.commands), len(feet), bridge.log())
+    assert tuple(listener.commands[0].name) == expected.joint_names
+    positions = np.array([m.position for m in listener.commands])
+    np.testing.assert_allclose(positions, expected.positions, atol=1e-6)
+    assert feet[0].header.frame_id == 'pelvis'
+    assert listener.clips[-1]['retarget_map'] == 'ik:humanoid:auto'
+
+
 def test_a_malformed_only_file_or_a_bad_map_ends_with_an_error(graph, tmp_path):
     bad_line = write_malformed(tmp_path / 'bad.bvh')
     bridge = graph.spawn(BRIDGE, ros_args({'files': [str(tmp_path / 'bad.bvh')],

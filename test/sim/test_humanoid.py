@@ -12,6 +12,7 @@ from il_policy_node.robots.models import available_models, load_model, model_inf
 from il_policy_node.runtime.urdf import urdf_joint_limits
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint
+from test.support.physics import run
 
 MODEL = 'humanoid_upper'
 JOINTS = ('torso_yaw_joint', 'torso_pitch_joint', 'head_yaw_joint', 'head_pitch_joint',
@@ -331,13 +332,6 @@ def test_left_and_right_are_mirror_images_for_the_same_angles(kin):
 
 # -- physics ---------------------------------------------------------------------------------
 
-def run(sim: RobotSimulation, seconds: float) -> np.ndarray:
-    """Step ``seconds`` of simulated time; returns positions after each step [steps, joints]."""
-    rows = []
-    for _ in range(int(round(seconds / sim.timestep))):
-        sim.step()
-        rows.append(sim.joint_states().positions.copy())
-    return np.array(rows)
 
 
 def sine_command(sim: RobotSimulation, center: np.ndarray, amplitude: np.ndarray, *,

@@ -13,6 +13,7 @@ from il_policy_node.robots.models import available_models, load_model, model_inf
 from il_policy_node.runtime.urdf import urdf_joint_limits
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint
+from test.support.physics import run
 
 MODEL = 'humanoid'
 LEG = ('hip_pitch', 'hip_roll', 'hip_yaw', 'knee', 'ankle_pitch', 'ankle_roll')
@@ -102,12 +103,6 @@ def test_floating_model_has_a_free_pelvis():
     assert model.nq == 31 + 7 and model.jnt_type[0] == mujoco.mjtJoint.mjJNT_FREE
 
 
-def run(sim: RobotSimulation, seconds: float) -> np.ndarray:
-    rows = []
-    for _ in range(int(round(seconds / sim.timestep))):
-        sim.step()
-        rows.append(sim.joint_states().positions.copy())
-    return np.array(rows)
 
 
 def test_holds_home_and_moves_across_the_range_under_gravity():

@@ -11,15 +11,7 @@ from il_policy_node.robots.models import UnknownModelError, urdf_path
 from il_policy_node.runtime.urdf import urdf_joint_limits
 from il_policy_node.sim.physics import RobotSimulation
 from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, TrajectoryRejected
-
-
-def run(sim: RobotSimulation, seconds: float) -> np.ndarray:
-    """Step ``seconds`` of simulated time; returns positions after each step [steps, joints]."""
-    rows = []
-    for _ in range(int(round(seconds / sim.timestep))):
-        sim.step()
-        rows.append(sim.joint_states().positions.copy())
-    return np.array(rows)
+from test.support.physics import run
 
 
 def sine_command(sim: RobotSimulation, *, amplitude: float, frequency_hz: float,
