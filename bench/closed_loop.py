@@ -1,13 +1,16 @@
-"""Closed-loop success of the trained policies on the simulated arm (the main job's figures).
+"""Closed-loop success of the trained policies on the simulated robots (the main job's figures).
 
 Runs il_policy_node.demo: for each task, N demonstrations recorded over DDS (sim_robot,
 demonstrator, demo_recorder), il-policy dataset build / train / export, then the demonstrator
 (reference) and policy_node (policy) on the same --rollouts held-out start poses (and goals),
 all recorded and scored by demo/scoring.py. The demonstrator's figures are the reference
 the policy is compared with. Goal: success >= 90 % per task over 20 held-out starts.
+``--tasks mocap``: the whole-body humanoid taught by motion capture (IK import); its figures
+add the key-body tracking error of the policy and of mocap_bridge (the reference), and the
+goal ratio policy / reference <= 1.5.
 Progress goes to stderr; the last stdout line is one JSON object.
 
-    python bench/closed_loop.py --rollouts 20 [--episodes 10] [--tasks wave,reach]
+    python bench/closed_loop.py --rollouts 20 [--episodes 10] [--tasks wave,reach,mocap]
 """
 from __future__ import annotations
 
@@ -44,8 +47,8 @@ def main() -> None:
     for result in results:
         summary = result.summary()
         tasks[result.task] = {
-            'rollouts': summary['rollouts'], 'success_rate': summary['success_rate'],
-            'rmse_rad': summary['rmse_rad'],
+            **result.extra, 'rollouts': summary['rollouts'],
+            'success_rate': summary['success_rate'], 'rmse_rad': summary['rmse_rad'],
             'demonstrator_rmse_rad': summary['demonstrator_rmse_rad'],
             'demonstrator_success_rate': summary['demonstrator_success_rate'],
             'open_loop_rmse_rad': summary['open_loop_rmse_rad'],

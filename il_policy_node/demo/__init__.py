@@ -2,7 +2,8 @@
 
 Each task runs on its own local ROS graph with its own sim_robot, the tasks side by side:
   wave, reach   the 6-joint arm taught by the scripted demonstrator (demo/arm.py)
-  mocap         the humanoid upper body taught by motion capture (BVH clips, demo/mocap.py)
+  mocap         the whole-body humanoid taught by motion capture (BVH clips imported by IK,
+                demo/mocap.py)
 Every task records or imports demonstrations, runs il-policy dataset build -> train -> export
 -> eval, lets the demonstration (reference) and policy_node (policy) act from held-out starts,
 records both and scores them with demo/scoring.py -> table, PNG plots, summary.json.
@@ -116,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         for failure in r.summary()['failures']:
             print(f'[demo] {r.task} rollout failed: {failure}')
+        if 'key_body_ratio' in r.extra:
+            e = r.extra
+            print(f'[demo] {r.task} key-body tracking error (RMS, phase-aligned): policy '
+                  f'{e["key_body_error_cm"]} cm, mocap_bridge {e["reference_key_body_error_cm"]} '
+                  f'cm, ratio {e["key_body_ratio"]} (goal <= {e["key_body_goal"]}: '
+                  f'{"met" if e["key_body_goal_met"] else "NOT met"})')
     print(f'[demo] {time.monotonic() - started:.0f} s; outputs in {settings.out} '
           f'(summary.json, <task>/*_trajectories.png, <task>/run/loss.png, bags)')
     print(f'[demo] success goal (>= {100 * SUCCESS_GOAL:.0f} % per task): '

@@ -238,9 +238,13 @@ class IkRetargeter:
         clipped = np.clip(positions, low, high)
         outside = np.abs(clipped - positions) > 1e-9       # not the knots' rounding
         velocities[clipped != positions] = 0.0
-        # the interpolant's slope may exceed what the IK's steps kept within the limits
+        # the interpolant's slope may exceed what the IK's steps kept within the limits: a
+        # sample never moves faster than the limits from the one before it
         speed = np.array(self.info.velocity_limits)
         velocities = np.clip(velocities, -speed, speed)
+        step = speed / rate
+        for i in range(1, len(clipped)):
+            clipped[i] = clipped[i - 1] + np.clip(clipped[i] - clipped[i - 1], -step, step)
         clamped = {}
         for j in np.flatnonzero(outside.any(axis=0)):
             excess = np.abs(positions[:, j] - clipped[:, j])

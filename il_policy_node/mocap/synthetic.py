@@ -218,11 +218,11 @@ def whole_body_skeleton(naming: str) -> tuple[tuple[BvhJoint, ...], dict[str, st
 
 def whole_body_clip(naming: str = 'cmu', *, duration_s: float = 4.0, rate_hz: float = 60.0,
                     tempo_hz: float = 1.2, amplitude: float = 1.0, step_hz: float = 0.5,
-                    seed: int = 0) -> BvhClip:
+                    step_rad: float = 1.0, seed: int = 0) -> BvhClip:
     """A person waving with the right arm while stepping in place, as a BVH clip.
 
     In the joint names, proportions and T-pose rest of skeleton ``naming`` (cm, Y up,
-    Z forward).
+    Z forward). ``step_rad``: how far a step bends the knee (the hip and ankle follow).
     """
     times = _times(duration_s, rate_hz)
     upper = _upper_body(times, wave_angles(times, tempo_hz=tempo_hz, amplitude=amplitude,
@@ -235,12 +235,14 @@ def whole_body_clip(naming: str = 'cmu', *, duration_s: float = 4.0, rate_hz: fl
         source = _MOVES.get(base)
         if source is not None:
             local[role] = upper[source.replace('{Side}', side.capitalize())]
-    step = amplitude * np.sin(2 * np.pi * step_hz * times)
+    rise = np.clip(times / 1.0, 0, 1)
+    rise = rise * rise * (3 - 2 * rise)          # the steps start as the arm rises, from rest
+    step = amplitude * rise * np.sin(2 * np.pi * step_hz * times)
     for side, sign in (('left', 1.0), ('right', -1.0)):
         lift = np.clip(sign * step, 0, None)                 # one foot at a time
-        local[f'{side}_upleg'] = _rot('y', -0.6 * lift)      # robot axes: thigh forward
-        local[f'{side}_leg'] = _rot('y', 1.0 * lift)         # the knee bends back
-        local[f'{side}_foot'] = _rot('y', -0.3 * lift)
+        local[f'{side}_upleg'] = _rot('y', -0.6 * step_rad * lift)   # the thigh forward
+        local[f'{side}_leg'] = _rot('y', step_rad * lift)            # the knee bends back
+        local[f'{side}_foot'] = _rot('y', -0.3 * step_rad * lift)
     columns = []
     identity = Rotation.identity(len(times))
     for role, joint in zip(roles, joints):

@@ -1,15 +1,21 @@
 """Normalization statistics of feature columns (numpy only: dataset builders use them too).
 
 A column whose spread is below ``MIN_STD`` is constant in the data: it is normalized with
-std 1 (centered, not scaled), so a tiny difference at run time is not blown up.
+std 1 (centered, not scaled), so a tiny difference at run time is not blown up. A column that
+barely moves (a joint the demonstrations hold still, up to retargeting noise) is normalized
+with at least ``RELATIVE_STD_FLOOR`` times the largest std of its group (the columns of one
+unit, e.g. one field's joints, see :func:`with_std_floor`): otherwise a robot's tracking
+error of a millimetre would reach the network as hundreds of standard deviations.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 MIN_STD = 1e-6
+RELATIVE_STD_FLOOR = 0.1
 
 
 def normalization_std(std: np.ndarray) -> np.ndarray:
@@ -70,3 +76,14 @@ class RunningStatistics:
         variance = self._squares / max(self._count, 1)
         return Statistics(mean=self._mean.copy(), std=normalization_std(np.sqrt(variance)),
                           count=self._count)
+
+
+def with_std_floor(stats: Statistics, groups: Sequence[Sequence[int]],
+                   relative: float = RELATIVE_STD_FLOOR) -> Statistics:
+    """``stats`` with each column's std at least ``relative`` x the largest of its group."""
+    std = np.asarray(stats.std, np.float64).copy()
+    for group in groups:
+        columns = np.asarray(group, dtype=np.int64)
+        if columns.size:
+            std[columns] = np.maximum(std[columns], relative * std[columns].max())
+    return Statistics(mean=stats.mean, std=std, count=stats.count)

@@ -87,6 +87,12 @@ def test_the_processor_is_fitted_to_the_train_split(tmp_path):
     plain = fit_processor(dataset, data, ProcessorLayout.plan(spec, ('a', 'b')))
     train_rows = obs[:4]                              # episode 0 is the train split
     np.testing.assert_allclose(plain.obs_mean.numpy(), train_rows.mean(0))
+    # each block's columns (one field's joints) at least 0.1 x the block's largest std
+    std = np.asarray(dataset.manifest['stats']['observation']['std'])
+    for _, _, start, joints in spec.blocks():
+        block = slice(start, start + len(joints))
+        np.testing.assert_allclose(plain.obs_std.numpy()[block],
+                                   np.maximum(std[block], 0.1 * std[block].max()), rtol=1e-6)
     np.testing.assert_allclose(plain.action_mean.numpy(), [3.0, 8.5])   # (0+2+4+6)/4, ...
     relative = fit_processor(dataset, data, ProcessorLayout.plan(spec, ('a', 'b'),
                                                                  relative_actions=True))

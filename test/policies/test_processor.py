@@ -86,3 +86,14 @@ def test_statistics_of_the_wrong_size_are_refused():
         _processor(layout, inputs=Statistics(np.zeros(2), np.ones(2), 1))
     with pytest.raises(ConfigError, match='the action has 2 joints'):
         _processor(layout, actions=Statistics(np.zeros(3), np.ones(3), 1))
+
+
+def test_a_column_that_barely_moves_gets_a_std_floor_within_its_group():
+    from il_policy_node.policies.statistics import RELATIVE_STD_FLOOR, with_std_floor
+    stats = Statistics(mean=np.zeros(5), std=np.array([1.0, 1e-4, 0.5, 3.0, 2e-5]), count=10)
+    floored = with_std_floor(stats, [range(0, 3), range(3, 5)])
+    # positions (0..2): floor 0.1 x 1.0; velocities (3..4): floor 0.1 x 3.0
+    assert RELATIVE_STD_FLOOR == 0.1
+    np.testing.assert_allclose(floored.std, [1.0, 0.1, 0.5, 3.0, 0.3])
+    np.testing.assert_array_equal(floored.mean, stats.mean)
+    assert with_std_floor(stats, []).std.tolist() == stats.std.tolist()

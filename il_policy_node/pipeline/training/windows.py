@@ -18,7 +18,7 @@ from il_policy_node.errors import DatasetError
 from il_policy_node.formats import SPLITS
 from il_policy_node.pipeline.dataset.format import Dataset
 from il_policy_node.policies.processor import Processor, ProcessorLayout
-from il_policy_node.policies.statistics import RunningStatistics, Statistics
+from il_policy_node.policies.statistics import RunningStatistics, Statistics, with_std_floor
 
 STATISTICS_BLOCK = 65536          # rows per block when the processor's statistics are computed
 
@@ -134,7 +134,8 @@ def fit_processor(dataset: Dataset, data: WindowedData, layout: ProcessorLayout)
     Frame columns take the dataset's statistics; columns seen as differences (relative
     inputs) and, with relative actions, the differences of the demonstrated chunks to the
     newest observed positions get their own, over the training rows: computed by the
-    processor itself with identity statistics (every frame column kept).
+    processor itself with identity statistics (every frame column kept). Input columns that
+    barely move get a std floor within their block (statistics.with_std_floor).
     """
     train = data.splits['train']
     if len(train) == 0:
@@ -165,5 +166,7 @@ def fit_processor(dataset: Dataset, data: WindowedData, layout: ProcessorLayout)
         inputs = Statistics(mean, std, len(train))
     if layout.reference:
         actions = chunks.result()
-    return Processor(layout, horizon=horizon, action_size=action_size, inputs=inputs,
-                     actions=actions)
+    groups = [range(start, start + len(joints))
+              for _, _, start, joints in dataset.observation_spec().blocks()]
+    return Processor(layout, horizon=horizon, action_size=action_size,
+                     inputs=with_std_floor(inputs, groups), actions=actions)
