@@ -92,6 +92,7 @@ def assess(retargeter: IkRetargeter, result: IkMotion, source: str,
         'self_collision_frames': len(collisions),
         'first_self_collision_frames': collisions[:10],
         'unconverged_frames': len(result.unconverged),
+        'ik_bound_cm': retargeter.options.converged_cm,
         'first_unconverged_frames': list(result.unconverged[:10]),
         'thresholds': asdict(thresholds),
     }
@@ -146,6 +147,9 @@ def summary_line(report: dict) -> str:
             f'{report["ik_iterations_per_frame"]} IK iterations per frame, '
             f'{report["self_collision_frames"]} self-collision frames, '
             f'{report["velocity_violations"]} velocity violations')
+    if report['unconverged_frames']:
+        line += (f', {report["unconverged_frames"]} frames over {report["ik_bound_cm"]:g} cm '
+                 f'(first: {report["first_unconverged_frames"][0]})')
     return line + (f'; OVER: {"; ".join(report["problems"])}' if report['problems'] else '')
 
 
