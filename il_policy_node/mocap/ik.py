@@ -273,6 +273,9 @@ class SolvedFrames:
     unconverged: tuple[int, ...]             # frame numbers (from the clip's first)
 
 
+COLLISION_SUBSTEPS = (4, 16)          # finer and finer, while bodies still touch
+
+
 class IkSolver:
     """Solves frames in order, batch by batch, carrying the robot from frame to frame.
 
@@ -328,6 +331,14 @@ class IkSolver:
             elif self.shadow is None:
                 iterations[i] = r._iterate(configuration, solve, self.limits, dt,
                                            options.iterations)
+                for substeps in COLLISION_SUBSTEPS:
+                    if not self._touching():
+                        break
+                    # the collision limit is linear: a fast step can pass it; the frame again
+                    # from the previous one in smaller steps (the same velocity budget)
+                    configuration.update(self.previous)
+                    iterations[i] += r._iterate(configuration, solve, self.limits,
+                                                dt / substeps, options.iterations * substeps)
             else:                              # the shadow follows the clip, unhindered
                 iterations[i] = r._iterate(self.shadow, solve, r.limits, 1.0,
                                            options.iterations)
@@ -356,6 +367,12 @@ class IkSolver:
         self.frames += count
         return SolvedFrames(qpos=qpos, targets=targets.positions, achieved=achieved,
                             iterations=iterations, unconverged=tuple(unconverged))
+
+    def _touching(self) -> bool:
+        """Robot bodies in contact (the IK model's group-0 geoms) at the current solution."""
+        data = self.configuration.data
+        mujoco.mj_collision(self.r.model, data)
+        return data.ncon > 0
 
     def _walk_to_shadow(self, positions, i: int) -> float:
         configuration, joints = self.configuration, self.r.joint_qpos
