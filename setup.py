@@ -16,6 +16,7 @@ setup(
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')),
         (f'share/{PACKAGE}/config/retarget', glob('config/retarget/*.yaml')),
+        (f'share/{PACKAGE}/config/skeletons', glob('config/skeletons/*.yaml')),
     ],
     # torch is installed separately (pinned CPU build in the venv, or the robot's own build).
     install_requires=['setuptools', 'numpy', 'PyYAML'],

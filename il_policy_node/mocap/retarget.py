@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +46,8 @@ from scipy.spatial.transform import Rotation
 from il_policy_node.errors import MocapError
 from il_policy_node.mocap.bvh import CHANNELS, POSITION_CHANNELS, BvhClip
 from il_policy_node.mocap.kinematics import END_SITE, world_pose
+from il_policy_node.mocap.skeleton import package_config
 
-PACKAGE = 'il_policy_node'
-SOURCE_MAPS = Path(__file__).resolve().parents[2] / 'config' / 'retarget'   # source tree
 _AXES = ('x', 'y', 'z')
 _TOP_KEYS = {'rate_hz', 'scale', 'axes', 'rest', 'joints', 'limits', 'end_effectors'}
 _JOINT_KEYS = {'bvh_joint', 'axis', 'euler', 'relative_to', 'channel', 'sign', 'scale',
@@ -123,15 +120,10 @@ def package_map(model: str) -> Path:
     """
     if not model:
         raise RetargetError('a retarget map is needed when no model is given')
-    relative = Path('share') / PACKAGE / 'config' / 'retarget' / f'{model}.yaml'
-    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    candidates = [Path(p) / relative for p in [*prefixes, sys.prefix]]
-    candidates.append(SOURCE_MAPS / relative.name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise RetargetError(f'no retarget map for model {model!r} (looked for '
-                        f'{", ".join(map(str, candidates))}); give one')
+    try:
+        return package_config('retarget', model)
+    except MocapError as exc:
+        raise RetargetError(f'no retarget map for model {model!r} ({exc}); give one') from None
 
 
 def load_retarget_map(path: str | Path) -> RetargetMap:
