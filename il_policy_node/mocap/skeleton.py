@@ -68,11 +68,6 @@ class SkeletonMatch:
     joints: dict[str, str]                     # key body -> BVH name; optional ones may lack
     first_choices: int
 
-    def describe(self) -> str:
-        missing = [key for key in KEY_BODIES if key not in self.joints]
-        return (f'skeleton {self.skeleton}' +
-                (f' (without {", ".join(missing)})' if missing else ''))
-
 
 def package_config(kind: str, name: str) -> Path:
     """config/<kind>/<name>.yaml of the package.
