@@ -30,7 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rollouts', type=int, default=20, help='held-out starts per task')
     parser.add_argument('--episodes', type=int, default=10, help='demonstrations per task')
-    parser.add_argument('--epochs', type=int, default=Settings.epochs)
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="training epochs of every task (default: each task's recipe)")
     parser.add_argument('--tasks', default=','.join(TASKS))
     parser.add_argument('--out', type=Path, default=None,
                         help='keep the bags, policies and plots here (default: a temp dir)')

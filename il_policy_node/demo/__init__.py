@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--episodes', type=int, default=10,
                         help='demonstrations (mocap: clips) per task')
     parser.add_argument('--rollouts', type=int, default=10, help='held-out runs per task')
-    parser.add_argument('--epochs', type=int, default=Settings.epochs, help='training epochs')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="training epochs of every task (default: each task's recipe)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--drive-noise', type=float, default=None,
                         help='std (rad) of the perturbation of the arm while demonstrating '

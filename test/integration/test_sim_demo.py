@@ -9,6 +9,7 @@ is, and that the reference succeeds.
 import json
 
 import numpy as np
+import yaml
 
 from il_policy_node.demo import COMMAND_TOPIC, Settings, load_run, run_demo
 from il_policy_node.pipeline.bags import find_bags
@@ -44,12 +45,18 @@ def test_mocap_clips_teach_the_humanoid_through_every_stage(tmp_path):
     assert len(find_bags([task / 'demonstrations'])) == 2       # il-policy mocap import
     manifest = json.loads((task / 'dataset' / 'manifest.json').read_text())
     assert manifest['observation']['topic'] == '/mocap/joint_command'
-    assert len(manifest['observation']['joints']) == 14
+    assert len(manifest['observation']['joints']) == 31          # the whole-body humanoid
+    train = yaml.safe_load((task / 'train.yaml').read_text())
+    assert (train['epochs'], train['history']) == (3, 2)         # --epochs over the recipe
     assert result.policy.is_file() and np.isfinite(result.open_loop_rmse_rad)
     (reference,) = find_bags([task / 'reference'])               # mocap_bridge drove the robot
     (rollout,) = find_bags([task / 'rollouts'])
     t, q, names = load_run(rollout, COMMAND_TOPIC)
-    assert len(names) == 14 and t[-1] > 5.0
+    assert len(names) == 31 and t[-1] > 5.0
     assert np.abs(q - q[0]).max() > 0.05          # the policy's commands moved the humanoid
     assert result.reference_scores[0].success, result.reference_scores[0].reason
     assert (task / 'mocap_trajectories.png').is_file()
+    assert result.extra['reference_key_body_error_cm'] < 5.0     # mocap_bridge tracks the clip
+    assert np.isfinite(result.extra['key_body_error_cm'])
+    quality = json.loads((task / 'demonstrations' / 'episode_0001.quality.json').read_text())
+    assert quality['skeleton'] == 'cmu' and quality['problems'] == []
