@@ -15,6 +15,9 @@ def ros_domain():
     """A ROS_DOMAIN_ID no other test (or test run on this machine) is using right now."""
     from domain_coordinator import domain_id
     from domain_coordinator.impl import default_selector
+
+    from test.support.shm import remove_stale_fastdds_files
+    remove_stale_fastdds_files()
     selector = _SELECTOR.setdefault('selector', default_selector())
     with domain_id(selector) as reserved:
         yield reserved
