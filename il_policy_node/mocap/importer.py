@@ -28,7 +28,6 @@ deleted, never left looking complete. ROS-free: messages are serialized with ros
 """
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import re
 import shutil
@@ -52,7 +51,12 @@ from il_policy_node.mocap.topics import (
     ROOT_POSE_TOPIC,
 )
 from il_policy_node.recording.definitions import MessageDefinitions
-from il_policy_node.recording.metadata import EpisodeMetadata, MocapClip, is_closed_episode
+from il_policy_node.recording.metadata import (
+    EpisodeMetadata,
+    MocapClip,
+    is_closed_episode,
+    recorder_name,
+)
 from il_policy_node.recording.session import Session, check_output_dir
 from il_policy_node.recording.writer import (
     COMPRESSION,
@@ -326,7 +330,7 @@ class _BagWriter:
             task=self.config.task, operator=self.config.operator, success=True,
             episode_index=index, start_wall_time=start.isoformat(),
             stop_wall_time=stop.isoformat(), stop_reason=STOP_REASON,
-            recorder=f'il_policy_node mocap import {_version()}', mocap=mocap)
+            recorder=recorder_name('mocap import'), mocap=mocap)
         try:
             counts = writer.close(metadata)
         except RecordingError:
@@ -404,9 +408,3 @@ def _already_imported(session: Session, source_sha256: str, map_sha256: str) -> 
             return str(folder)
     return None
 
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version('il_policy_node')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'

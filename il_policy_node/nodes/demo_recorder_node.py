@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import collections
 import importlib
-import importlib.metadata
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -32,8 +31,9 @@ from std_srvs.srv import SetBool, Trigger
 from il_policy_node.errors import IlPolicyError, RecordingError
 from il_policy_node.recording.config import RecorderConfig, default
 from il_policy_node.recording.definitions import MessageDefinitions
-from il_policy_node.recording.metadata import EpisodeMetadata
+from il_policy_node.recording.metadata import EpisodeMetadata, recorder_name
 from il_policy_node.recording.qos import qos_compatible, recording_qos
+from il_policy_node.recording.recorded import OpenEpisode, RecordedTopic, recorder_status
 from il_policy_node.recording.session import Session, check_output_dir, free_disk_mb
 from il_policy_node.recording.writer import EpisodeWriter, TopicInfo
 from il_policy_node.ros.bag_qos import offered_qos, subscription_qos
@@ -81,47 +81,6 @@ DIAGNOSTICS_PERIOD_S = 1.0
 DRAIN_AT_SHUTDOWN_S = 1.0
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version('il_policy_node')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
-
-
-@dataclass
-class _Topic:
-    """One recorded topic: its type, subscription and counters."""
-
-    name: str
-    msgtype: str                        # '' until discovered
-    subscription: object = None
-    qos: object = None                  # the plain Qos subscribed with
-    info: TopicInfo | None = None       # for bag connections
-    error: str = ''                     # type changed / cannot be recorded: not recorded
-    publishers: int = 0
-    received: int = 0                   # all messages, idle or recording
-    window_received: int = 0
-    last_received: float | None = None  # monotonic s
-    lost: int = 0                       # lost in the episode (QoS event message_lost)
-    publishers_lost: bool = False       # had publishers in the episode, now none
-    in_episode: bool = False            # a connection of the open bag
-    msg_class: type | None = None
-    latched: bytes | None = None         # transient local: last message, for each episode
-    latching: bool = False               # subscribed transient local
-
-
-@dataclass
-class _Episode:
-    metadata: EpisodeMetadata          # what is known at its start
-    writer: EpisodeWriter
-    start_monotonic: float
-    timer: object = None
-
-    @property
-    def index(self) -> int:
-        return self.metadata.episode_index
-
-
 class DemoRecorderNode(Node):
     """Subscribes to the demonstration topics and writes episodes on request."""
 
@@ -136,10 +95,10 @@ class DemoRecorderNode(Node):
                     read_all(self, PARAMETERS), resolve=self._resolve)
             except IlPolicyError as exc:
                 self._config_error = str(exc)
-        self._topics: dict[str, _Topic] = {}
+        self._topics: dict[str, RecordedTopic] = {}
         self._bag_time_ns = time.time_ns
         self.executor_kind = self._config.executor if self._config else 'single'
-        self._episode: _Episode | None = None
+        self._episode: OpenEpisode | None = None
         self._session: Session | None = None
         self._definitions = MessageDefinitions()
         self._keys: collections.deque[str] = collections.deque()
@@ -155,7 +114,7 @@ class DemoRecorderNode(Node):
             return
         config = self._config
         self._session = Session(config.session_dir)
-        self._topics = {name: _Topic(name, msgtype)
+        self._topics = {name: RecordedTopic(name, msgtype)
                         for name, msgtype in zip(config.topics, config.topic_types)}
         self._report_session_at_start()
         self._poll_graph()
@@ -202,13 +161,13 @@ class DemoRecorderNode(Node):
             started = EpisodeMetadata(
                 task=config.task, operator=config.operator, episode_index=index,
                 start_wall_time=datetime.now(timezone.utc).isoformat(),
-                recorder=f'il_policy_node demo_recorder {_version()}')
+                recorder=recorder_name('demo_recorder'))
             writer = EpisodeWriter(self._session.episode_path(index), storage=config.storage,
                                    compression=config.compression, flush=config.flush,
                                    started=started)
         except RecordingError as exc:
             return False, str(exc)
-        self._episode = _Episode(started, writer, time.monotonic())
+        self._episode = OpenEpisode(started, writer, time.monotonic())
         for topic in self._topics.values():
             topic.lost = 0
             topic.publishers_lost = False
@@ -252,7 +211,7 @@ class DemoRecorderNode(Node):
         self.get_logger().info(f'episode {episode.index} discarded: {episode.writer.path}')
         return True, f'discarded {episode.writer.path}'
 
-    def _end_episode(self) -> _Episode | None:
+    def _end_episode(self) -> OpenEpisode | None:
         episode, self._episode = self._episode, None
         if episode is not None and episode.timer is not None:
             self.destroy_timer(episode.timer)
@@ -271,7 +230,7 @@ class DemoRecorderNode(Node):
                 raise RecordingError(f'required topic {name}: no message in the last '
                                      f'{timeout:g} s')
 
-    def _add_to_episode(self, topic: _Topic) -> None:
+    def _add_to_episode(self, topic: RecordedTopic) -> None:
         writer = self._episode.writer
         writer.add_topic(topic.info)
         topic.in_episode = True
@@ -356,7 +315,7 @@ class DemoRecorderNode(Node):
             if not topic.error:
                 self._update_topic(topic)
 
-    def _update_topic(self, topic: _Topic) -> None:
+    def _update_topic(self, topic: RecordedTopic) -> None:
         infos = self.get_publishers_info_by_topic(topic.name)
         had_publishers, topic.publishers = topic.publishers, len(infos)
         if self._episode is not None and had_publishers and not infos and \
@@ -383,7 +342,7 @@ class DemoRecorderNode(Node):
                 not all(qos_compatible(topic.qos, offer) for offer in offers):
             self._subscribe(topic, offers)
 
-    def _subscribe(self, topic: _Topic, offers: list) -> None:
+    def _subscribe(self, topic: RecordedTopic, offers: list) -> None:
         try:
             if topic.info is None:
                 package, _, name = topic.msgtype.split('/')
@@ -403,10 +362,10 @@ class DemoRecorderNode(Node):
         topic.latching = topic.qos.durability == QosDurability.TRANSIENT_LOCAL
         profile = subscription_qos(topic.qos)
 
-        def on_message(data: bytes, topic: _Topic = topic) -> None:
+        def on_message(data: bytes, topic: RecordedTopic = topic) -> None:
             self._on_message(topic, data)
 
-        def on_lost(info, topic: _Topic = topic) -> None:
+        def on_lost(info, topic: RecordedTopic = topic) -> None:
             if self._episode is not None:
                 topic.lost += info.total_count_change
 
@@ -425,7 +384,7 @@ class DemoRecorderNode(Node):
         if self._episode is not None and not topic.in_episode:
             self._add_to_episode(topic)
 
-    def _fail(self, topic: _Topic, error: str) -> None:
+    def _fail(self, topic: RecordedTopic, error: str) -> None:
         topic.error = error
         if topic.subscription is not None:
             self.destroy_subscription(topic.subscription)
@@ -442,7 +401,7 @@ class DemoRecorderNode(Node):
         sim = isinstance(clock, ROSClock) and clock.ros_time_is_active
         self._bag_time_ns = (lambda: clock.now().nanoseconds) if sim else time.time_ns
 
-    def _on_message(self, topic: _Topic, data: bytes) -> None:
+    def _on_message(self, topic: RecordedTopic, data: bytes) -> None:
         topic.received += 1
         topic.window_received += 1
         topic.last_received = time.monotonic()
@@ -456,42 +415,11 @@ class DemoRecorderNode(Node):
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         elapsed, self._window_start = now - self._window_start, now
-        episode = self._episode
-        values: dict[str, object] = {
-            'state': 'recording' if episode else 'idle',
-            'episode_index': episode.index if episode else 0,
-            'episode_path': str(episode.writer.path) if episode else '',
-            'elapsed_s': now - episode.start_monotonic if episode else 0.0,
-            'bytes_written': episode.writer.bytes_on_disk() if episode else 0,
-            'write_queue': episode.writer.pending if episode else 0,
-        }
-        level, message = 'ok', values['state']
-        if self._config is None:
-            level, message = 'error', f'bad parameters: {self._config_error}'
-        values['free_disk_mb'] = free_disk_mb(self._config.session_dir) if self._config \
-            else -1.0
-        warnings, errors = [], []
-        for topic in self._topics.values():
-            values[f'rate_hz {topic.name}'] = topic.window_received / max(elapsed, 1e-9)
-            values[f'count {topic.name}'] = episode.writer.counts.get(topic.name, 0) \
-                if episode else 0
-            values[f'lost {topic.name}'] = topic.lost
-            values[f'publishers {topic.name}'] = topic.publishers
-            topic.window_received = 0
-            if topic.error:
-                errors.append(topic.error)
-            elif episode and topic.publishers_lost:
-                warnings.append(f'{topic.name} lost its publishers')
-            elif episode and topic.lost:
-                warnings.append(f'{topic.name} lost {topic.lost} messages')
-        if episode and episode.writer.error:
-            errors.append(f'writing the bag failed: {episode.writer.error}')
-        if errors:
-            level, message = 'error', '; '.join(errors)
-        elif warnings and level == 'ok':
-            level, message = 'warn', f'{message}: ' + '; '.join(warnings)
+        level, message, values = recorder_status(
+            self._topics.values(), self._episode, now=now, elapsed_s=elapsed,
+            free_disk_mb=free_disk_mb(self._config.session_dir) if self._config else -1.0,
+            config_error=None if self._config else self._config_error)
         self._diag_pub.publish(node_status(self, level=level, message=message, values=values))
-
 
 def main(args=None) -> None:
     # Ctrl-C / SIGTERM close the episode in progress (bag and metadata complete) before exit.

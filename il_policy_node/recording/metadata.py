@@ -7,6 +7,7 @@ rule lives here too: an episode folder that still holds the RECORDING marker was
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +18,15 @@ from il_policy_node.formats import BAG_METADATA_FILE, RECORDING_MARKER
 MARKER_NOTE = 'bag not closed: a partial episode while this file is here'
 PARTIAL_EPISODE = (f'partial episode: {RECORDING_MARKER} marker present (the recorder did not '
                    'close this bag; `il-policy bag recover` salvages what reached the disk)')
+
+
+def recorder_name(tool: str) -> str:
+    """The ``recorder`` value of an episode written by ``tool``: name, tool and version."""
+    try:
+        version = importlib.metadata.version('il_policy_node')
+    except importlib.metadata.PackageNotFoundError:
+        version = 'unknown'
+    return f'il_policy_node {tool} {version}'
 
 
 def partial_reason(folder: Path) -> str | None:
