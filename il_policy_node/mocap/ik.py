@@ -41,7 +41,7 @@ from il_policy_node.mocap.ik_targets import (
     root_origin,
     site,
 )
-from il_policy_node.mocap.retarget import JointClamp, RetargetedMotion
+from il_policy_node.mocap.retarget import RetargetedMotion, clamp_to_limits, output_times
 from il_policy_node.mocap.skeleton import SIDES, SkeletonMatch
 from il_policy_node.robots.models import info_from_mujoco, load_model, model_path
 
@@ -229,15 +229,13 @@ class IkRetargeter:
     def _resample(self, clip: BvhClip, qpos: np.ndarray, achieved: dict):
         """Joint positions and velocities (and end effectors, root) at the output rate."""
         rate = self.options.rate_hz or 1.0 / clip.frame_time
-        count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate + 1e-6)) + 1
-        times = np.arange(count) / rate
+        times = output_times(clip, rate)
         # monotone between frames (PCHIP): no overshoot past what the IK kept in the limits
         spline = PchipInterpolator(clip.times, qpos[:, self.joint_qpos], axis=0)
-        positions, velocities = spline(times), spline(times, 1)
         low, high = np.array(self.info.lower_limits), np.array(self.info.upper_limits)
-        clipped = np.clip(positions, low, high)
-        outside = np.abs(clipped - positions) > 1e-9       # not the knots' rounding
-        velocities[clipped != positions] = 0.0
+        clipped, velocities, clamped = clamp_to_limits(
+            spline(times), spline(times, 1), self.info.joint_names, low, high,
+            slack=1e-9)                                  # not the knots' rounding
         # the interpolant's slope may exceed what the IK's steps kept within the limits: a
         # sample never moves faster than the limits from the one before it
         speed = np.array(self.info.velocity_limits)
@@ -245,11 +243,6 @@ class IkRetargeter:
         step = speed / rate
         for i in range(1, len(clipped)):
             clipped[i] = clipped[i - 1] + np.clip(clipped[i] - clipped[i - 1], -step, step)
-        clamped = {}
-        for j in np.flatnonzero(outside.any(axis=0)):
-            excess = np.abs(positions[:, j] - clipped[:, j])
-            clamped[self.info.joint_names[j]] = JointClamp(int(outside[:, j].sum()),
-                                                           float(excess.max()))
         effectors = {name: CubicSpline(clip.times, achieved[key], axis=0)(times)
                      for key, name in END_EFFECTORS.items()}
         root = None

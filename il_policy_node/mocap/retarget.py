@@ -198,25 +198,42 @@ def retarget(clip: BvhClip, mapping: RetargetMap, *, joint_names: Sequence[str],
     raw, angular = source_values(clip, mapping, joint_names)
     raw[:, angular] = np.unwrap(raw[:, angular], axis=0)
     values = apply_sources(mapping, joint_names, raw)
-    # the last grid time is within the clip, up to floating-point slack
-    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate_hz + 1e-6)) + 1
-    times = np.arange(count) / rate_hz
+    times = output_times(clip, rate_hz)
     spline = CubicSpline(clip.times, values, axis=0)
-    positions, velocities = spline(times), spline(times, 1)
     low, high = joint_limits(mapping, joint_names, lower, upper)
-    clipped = np.clip(positions, low, high)
-    outside = clipped != positions
-    velocities[outside] = 0.0
-    clamped = {}
-    for j in np.flatnonzero(outside.any(axis=0)):
-        excess = np.abs(positions[:, j] - clipped[:, j])
-        clamped[joint_names[j]] = JointClamp(int(outside[:, j].sum()), float(excess.max()))
+    clipped, velocities, clamped = clamp_to_limits(spline(times), spline(times, 1),
+                                                   joint_names, low, high)
     end_effectors = {name: CubicSpline(clip.times, points, axis=0)(times)
                      for name, points in end_effector_positions(clip, mapping).items()}
     return RetargetedMotion(times=times, rate_hz=rate_hz, joint_names=joint_names,
                             positions=clipped, velocities=velocities,
                             end_effectors=end_effectors, clamped=clamped,
                             source_sha256=clip.sha256, map_sha256=mapping.sha256)
+
+
+def output_times(clip: BvhClip, rate_hz: float) -> np.ndarray:
+    """The uniform output grid of ``clip`` at ``rate_hz`` (s from the first frame).
+
+    The last grid time is within the clip, up to floating-point slack.
+    """
+    count = int(np.floor((clip.num_frames - 1) * clip.frame_time * rate_hz + 1e-6)) + 1
+    return np.arange(count) / rate_hz
+
+
+def clamp_to_limits(positions: np.ndarray, velocities: np.ndarray,
+                    joint_names: Sequence[str], low: np.ndarray, high: np.ndarray, *,
+                    slack: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict[str, JointClamp]]:
+    """Positions within [low, high], velocities 0 where clamped, and the clamp report.
+
+    The report names the joints clamped by more than ``slack`` (samples, worst excess).
+    """
+    clipped = np.clip(positions, low, high)
+    velocities = np.where(clipped != positions, 0.0, velocities)
+    excess = np.abs(positions - clipped)
+    outside = excess > slack
+    clamped = {joint_names[j]: JointClamp(int(outside[:, j].sum()), float(excess[:, j].max()))
+               for j in np.flatnonzero(outside.any(axis=0))}
+    return clipped, velocities, clamped
 
 
 # -- per-frame pieces of retarget (il_policy_node.mocap.stream retargets frames as they come) --
