@@ -19,6 +19,7 @@ the ankle, ``toe`` the ball of the foot. ROS-free.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -132,7 +133,9 @@ def load_skeleton(path: str | Path) -> Skeleton:
                     marks=tuple(dict.fromkeys(marks)))
 
 
+@functools.lru_cache(maxsize=None)
 def preset(name: str) -> Skeleton:
+    """The package's preset ``name`` (read once per process)."""
     return load_skeleton(package_config('skeletons', name))
 
 
@@ -181,12 +184,13 @@ def choose(clip: BvhClip, spec: str = AUTO) -> SkeletonMatch:
         return found
     best, closest = None, None
     for name in PRESETS:
-        found, missing = match(preset(name), clip)
+        skeleton = preset(name)
+        found, missing = match(skeleton, clip)
         if found is None:
             if closest is None or len(missing) < len(closest[1]):
                 closest = name, missing
             continue
-        score = (len(preset(name).marks), len(found.joints), found.first_choices)
+        score = (len(skeleton.marks), len(found.joints), found.first_choices)
         if best is None or score > best[0]:
             best = score, found
     if best is None:
