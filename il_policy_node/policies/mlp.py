@@ -1,11 +1,12 @@
 """The seed MLP: the classic behavioral-cloning network on normalized inputs."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from torch import nn
 
 from il_policy_node.errors import ConfigError
+from il_policy_node.policies.options import MlpOptions
 
 
 def seed_mlp(input_size: int, output_size: int, hidden: Sequence[int] = (256, 256), *,
@@ -26,3 +27,8 @@ def seed_mlp(input_size: int, output_size: int, hidden: Sequence[int] = (256, 25
         width = size
     layers.append(nn.Linear(width, output_size))
     return nn.Sequential(*layers)
+
+
+def mlp_network(spec: Mapping[str, Any], options: MlpOptions) -> nn.Sequential:
+    return seed_mlp(int(spec['input_size']), int(spec['output_size']), options.hidden,
+                    dropout=options.dropout)

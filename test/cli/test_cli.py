@@ -74,7 +74,7 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path):
     (tmp_path / 'not_a_dataset').mkdir()
     dataset = offset_dataset(tmp_path / 'dataset')
     run = write_run(tmp_path / 'run', dataset, random_mlp(1, 1), history=1, horizon=1,
-                    hidden=[16])
+                    mlp={'hidden': [16]})
     policy = tmp_path / 'policy.pt'
     assert il_policy('-q', 'export', run, '-o', policy).returncode == 0
     _one_line_error(il_policy('eval', '--model', policy, '--dataset', tmp_path / 'not_a_dataset'),
@@ -90,7 +90,7 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path):
 def test_export_then_eval(tmp_path):
     dataset = offset_dataset(tmp_path / 'dataset', identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(2, 1), history=2, horizon=1,
-                    hidden=[])
+                    mlp={'hidden': []})
     policy = tmp_path / 'out' / 'policy.pt'
     result = il_policy('export', run, '-o', policy)
     assert result.returncode == 0, result.stderr
@@ -123,14 +123,14 @@ def test_bad_checkpoints_give_one_line_naming_the_file_for_export_and_resume(tmp
     import pickle
     dataset = offset_dataset(tmp_path / 'dataset')
     config = tmp_path / 'train.yaml'
-    config.write_text('hidden: [16]\nepochs: 2\n')
+    config.write_text('mlp: {hidden: [16]}\nepochs: 2\n')
     cases = (('pickled', lambda p: p.write_bytes(pickle.dumps({'policy': [1, 2]})),
               'not a checkpoint of il-policy train'),
              ('truncated', lambda p: p.write_bytes(p.read_bytes()[:300]),
               'truncated or not a torch checkpoint'))
     for name, damage, message in cases:
         run = write_run(tmp_path / name, dataset, random_mlp(1, 1), history=1, horizon=1,
-                        hidden=[16])
+                        mlp={'hidden': [16]})
         for checkpoint in ('best', 'last'):
             damage(run / 'checkpoints' / f'{checkpoint}.pt')
         _one_line_error(il_policy('export', run, '-o', tmp_path / 'policy.pt'),

@@ -35,7 +35,7 @@ def dataset(tmp_path):
 
 def _exported(tmp_path, dataset, *, history=2, horizon=3):
     run = write_run(tmp_path / 'run', dataset, random_mlp(history, horizon), history=history,
-                    horizon=horizon, hidden=[16])
+                    horizon=horizon, mlp={'hidden': [16]})
     return load_run(run), export_run(run, tmp_path / 'out' / 'policy.pt')
 
 
@@ -94,7 +94,7 @@ def test_eval_rmse_of_a_hand_set_model_is_analytic(tmp_path, frame_index):
     history = 3
     dataset = offset_dataset(tmp_path / 'dataset', val=(1, 3), identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(history, frame_index),
-                    history=history, horizon=1, hidden=[])
+                    history=history, horizon=1, mlp={'hidden': []})
     path = export_run(run, tmp_path / 'policy.pt')
     result = evaluate_open_loop(path, dataset, plots_dir=tmp_path / 'plots')
 
@@ -123,7 +123,7 @@ def test_eval_maps_joints_by_name(tmp_path):
     """A dataset listing the joints in another order gives the same RMSE per joint."""
     dataset = offset_dataset(tmp_path / 'dataset', identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(1, 0), history=1, horizon=1,
-                    hidden=[])
+                    mlp={'hidden': []})
     path = export_run(run, tmp_path / 'policy.pt')
     swapped = tmp_path / 'swapped'
     swapped.mkdir()
@@ -157,7 +157,7 @@ def test_errors_name_the_problem(tmp_path, dataset):
     with pytest.raises(PipelineError, match='manifest.json is missing'):
         load_dataset(tmp_path / 'empty')
     run = write_run(tmp_path / 'run', dataset, random_mlp(2, 1), history=2, horizon=1,
-                    hidden=[16])
+                    mlp={'hidden': [16]})
     (run / 'checkpoints' / 'best.pt').unlink()
     with pytest.raises(PipelineError, match='best.pt'):
         export_run(run, tmp_path / 'policy.pt')

@@ -58,7 +58,7 @@ def test_bags_to_evaluated_policy(tmp_path):
         'split': {'seed': 0, 'val_fraction': 0.2}}))
     train_yaml = tmp_path / 'train.yaml'
     train_yaml.write_text(yaml.safe_dump({
-        'hidden': [32, 32], 'history': 2, 'horizon': 2, 'batch_size': 64, 'epochs': 3,
+        'mlp': {'hidden': [32, 32]}, 'history': 2, 'horizon': 2, 'batch_size': 64, 'epochs': 3,
         'device': 'cpu'}))
 
     dataset = tmp_path / 'dataset'

@@ -23,7 +23,7 @@ class Boom:
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp('run')
     return write_run(root / 'run', offset_dataset(root / 'dataset'), random_mlp(1, 1),
-                     history=1, horizon=1, hidden=[16])
+                     history=1, horizon=1, mlp={'hidden': [16]})
 
 
 @pytest.mark.parametrize('name, damage, message', [

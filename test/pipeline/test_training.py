@@ -32,7 +32,7 @@ def dataset(tmp_path_factory):
     return sinusoid_dataset(tmp_path_factory.mktemp('data') / 'ds')
 
 
-FAST = dict(hidden=(64, 64), history=2, horizon=3, batch_size=64, epochs=6, patience=0,
+FAST = dict(mlp={'hidden': [64, 64]}, history=2, horizon=3, batch_size=64, epochs=6, patience=0,
             device='cpu', seed=3)
 
 
@@ -135,14 +135,22 @@ def test_dataset_errors_say_what_is_wrong(tmp_path):
 
 def test_config_file_and_errors_name_the_key(tmp_path):
     shipped = TrainConfig.from_file(ROOT / 'config' / 'train.yaml')
-    assert shipped.hidden == (256, 256) and shipped.lr == 1e-3 and shipped.batch_size == 256
+    assert shipped.model == 'mlp' and shipped.mlp == {'hidden': [256, 256], 'dropout': 0.0}
+    assert shipped.lr == 1e-3 and shipped.batch_size == 256
+    assert shipped.act['d_model'] == 128 and shipped.diffusion['inference_steps'] == 10
     path = tmp_path / 'train.yaml'
-    path.write_text('hidden: [32]\nlr_schedule: cosine\nepochs: 3\n')
+    path.write_text('model: act\nmlp: {hidden: [32]}\nact: {heads: 2}\nlr_schedule: cosine\n'
+                    'epochs: 3\n')
     config = TrainConfig.from_file(path)
-    assert config.hidden == (32,) and config.lr_schedule == 'cosine' and config.epochs == 3
+    assert config.mlp['hidden'] == [32] and config.lr_schedule == 'cosine' and config.epochs == 3
+    assert config.network_options()['heads'] == 2 and config.network_options()['d_model'] == 128
     for text, key in (('lr_schedule: linear', 'lr_schedule'), ('batch_size: 0', 'batch_size'),
-                      ('hiden: [3]', 'hiden'), ('dropout: 1.5', 'dropout'),
-                      ('device: tpu', 'device'), ('hidden: 256', 'hidden'),
+                      ('hiden: [3]', 'hiden'), ('mlp: {dropout: 1.5}', 'mlp.dropout'),
+                      ('device: tpu', 'device'), ('mlp: {hidden: 256}', 'mlp.hidden'),
+                      ('hidden: [32]', 'keys of the mlp family now'),
+                      ('model: rnn', 'model must be one of'), ('act: {d_model: 30}', 'act.heads'),
+                      ('diffusion: {inference_steps: 0}', 'diffusion.inference_steps'),
+                      ('act: {depth: 3}', 'act.depth'), ('act: 3', 'act must be a mapping'),
                       ('lr: -1', 'lr'), ('history: 1.5', 'history')):
         path.write_text(text + '\n')
         with pytest.raises(ConfigError, match=key):
@@ -170,20 +178,20 @@ def _weights(run_dir, name='last.pt'):
 
 
 def test_same_seed_same_metrics_and_weights(dataset, tmp_path):
-    config = TrainConfig(**{**FAST, 'epochs': 3, 'dropout': 0.1})
+    config = TrainConfig(**{**FAST, 'epochs': 3, 'mlp': {'hidden': [64, 64], 'dropout': 0.1}})
     first = train(dataset, config=config, run_dir=tmp_path / 'a', progress=False)
     second = train(dataset, config=config, run_dir=tmp_path / 'b', progress=False)
     assert _strip_seconds(first.metrics) == _strip_seconds(second.metrics)
     for key, value in _weights(tmp_path / 'a').items():
         assert torch.equal(value, _weights(tmp_path / 'b')[key])
-    other = train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3, 'dropout': 0.1,
+    other = train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3, 'mlp': {'hidden': [64, 64], 'dropout': 0.1},
                                                  'seed': 4}),
                   run_dir=tmp_path / 'c', progress=False)
     assert _strip_seconds(other.metrics) != _strip_seconds(first.metrics)
 
 
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monkeypatch):
-    config = TrainConfig(**{**FAST, 'dropout': 0.2, 'lr_schedule': 'cosine'})
+    config = TrainConfig(**{**FAST, 'mlp': {'hidden': [64, 64], 'dropout': 0.2}, 'lr_schedule': 'cosine'})
     full = train(dataset, config=config, run_dir=tmp_path / 'full', progress=False)
 
     saves = []
@@ -202,7 +210,7 @@ def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monke
     with pytest.raises(PipelineError, match='resume'):
         train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
     with pytest.raises(ConfigError, match='lr'):
-        train(dataset, config=TrainConfig(**{**FAST, 'dropout': 0.2, 'lr': 0.01,
+        train(dataset, config=TrainConfig(**{**FAST, 'mlp': {'hidden': [64, 64], 'dropout': 0.2}, 'lr': 0.01,
                                              'lr_schedule': 'cosine'}),
               run_dir=tmp_path / 'cut', resume=True, progress=False)
     resumed = train(dataset, config=config, run_dir=tmp_path / 'cut', resume=True,
@@ -222,7 +230,8 @@ def test_run_directory_contents_and_load_run(dataset, tmp_path):
     assert run_config['dataset_fingerprint'] == '0123456789abcdef'
     assert run_config['seed'] == 3 and run_config['action_joints'] == list(JOINTS)
     assert run_config['network'] == {'family': 'mlp', 'input_size': 8, 'output_size': 6,
-                                     'hidden': [64, 64], 'dropout': 0.0}
+                                     'history': 2, 'horizon': 3, 'action_size': 2,
+                                     'options': {'hidden': [64, 64], 'dropout': 0.0}}
     assert run_config['processor']['layout'] == {'frame_size': 4, 'history': 2,
                                                  'reference': [], 'differences': [],
                                                  'hidden': []}

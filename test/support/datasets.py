@@ -97,13 +97,12 @@ def offset_dataset(path: Path, *, episodes: int = 4, rows: int = 60, val: Sequen
 
 
 def write_run(path: Path, dataset: Path, network: torch.nn.Module, *, history: int,
-              horizon: int, hidden: Sequence[int], **options) -> Path:
+              horizon: int, **options) -> Path:
     """A run directory as train() writes it, with ``network``'s weights in best.pt and last.pt.
 
     The processor is fitted to the dataset as train() fits it; ``options``: TrainConfig keys.
     """
-    config = TrainConfig(hidden=tuple(hidden), history=history, horizon=horizon, epochs=1,
-                         **options)
+    config = TrainConfig(history=history, horizon=horizon, epochs=1, **options)
     data = load_dataset(dataset)
     layout = ProcessorLayout.plan(data.observation_spec(history), data.action_joints,
                                   **config.layout_options())

@@ -2,26 +2,30 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from il_policy_node.errors import ConfigError
+from il_policy_node.policies.options import FAMILY_OPTIONS, family_options, options_dict
 
 LR_SCHEDULES = ('none', 'cosine', 'step')
 DEVICES = ('cpu', 'cuda', 'auto')
 # Keys that may differ between a run and its --resume (everything else must match).
 RESUMABLE_CHANGES = ('epochs', 'patience')
+MLP_KEYS = ('hidden', 'dropout')        # top-level keys before the families had sections
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training settings (config/train.yaml documents each key)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    dropout: float = 0.0
+    model: str = 'mlp'
+    mlp: Mapping[str, Any] = field(default_factory=dict)
+    act: Mapping[str, Any] = field(default_factory=dict)
+    diffusion: Mapping[str, Any] = field(default_factory=dict)
     history: int = 1
     horizon: int = 1
     batch_size: int = 256
@@ -41,24 +45,23 @@ class TrainConfig:
     device: str = 'auto'
 
     def __post_init__(self) -> None:
-        hidden = self.hidden
-        if isinstance(hidden, (int, str)) or not all(
-                isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
-            raise ConfigError(f'hidden must be a list of positive integers, got {hidden!r}')
-        object.__setattr__(self, 'hidden', tuple(hidden))
+        for name in FAMILY_OPTIONS:
+            section = getattr(self, name)
+            if not isinstance(section, Mapping):
+                raise ConfigError(f'{name} must be a mapping of its keys, got {section!r}')
+            object.__setattr__(self, name, options_dict(family_options(name, section)))
+        family_options(self.model, None)
         for key, low in (('history', 1), ('horizon', 1), ('batch_size', 1), ('epochs', 1),
                          ('lr_step_epochs', 1), ('patience', 0), ('seed', 0)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f'{key} must be an integer >= {low}, got {value!r}')
-        for key in ('dropout', 'lr', 'weight_decay', 'obs_noise_std', 'lr_gamma', 'lr_min'):
+        for key in ('lr', 'weight_decay', 'obs_noise_std', 'lr_gamma', 'lr_min'):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ConfigError(f'{key} must be a number, got {value!r}')
             object.__setattr__(self, key, float(value))
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f'dropout must be in [0, 1), got {self.dropout}')
         if self.lr <= 0:
             raise ConfigError(f'lr must be > 0, got {self.lr}')
         if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0 or \
@@ -85,6 +88,9 @@ class TrainConfig:
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
+        moved = [k for k in unknown if k in MLP_KEYS]
+        if moved:
+            raise ConfigError(f'{moved} are keys of the mlp family now: write them under mlp:')
         if unknown:
             raise ConfigError(f'unknown key(s) {unknown} in train config; known: {sorted(known)}')
         return cls(**data)
@@ -104,9 +110,11 @@ class TrainConfig:
             raise ConfigError(f'{path}: {exc}') from None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data['hidden'] = list(self.hidden)
-        return data
+        return {k: dict(v) if isinstance(v, Mapping) else v for k, v in asdict(self).items()}
+
+    def network_options(self) -> dict[str, Any]:
+        """The chosen family's keys (its section, defaults filled in)."""
+        return dict(getattr(self, self.model))
 
     def layout_options(self) -> dict[str, bool]:
         """The options that shape the policy processor (ProcessorLayout.plan)."""

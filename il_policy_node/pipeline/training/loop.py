@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -44,7 +43,7 @@ from il_policy_node.pipeline.training.run_dir import (
     write_run_config,
 )
 from il_policy_node.pipeline.training.windows import fit_processor, load_windows
-from il_policy_node.policies.networks import build_network
+from il_policy_node.policies.networks import TrainingObjective, build_network
 from il_policy_node.policies.processor import Policy, ProcessorLayout
 
 _log = logging.getLogger(__name__)
@@ -125,9 +124,10 @@ def train(dataset_dir: str | Path, *, config: TrainConfig, run_dir: str | Path,
 def describe_run(dataset: Dataset, config: TrainConfig, layout: ProcessorLayout,
                  processor_description: Mapping[str, Any]) -> RunDescription:
     """The run's description: the policy's processor and network, the data it sees."""
-    network = {'family': 'mlp', 'input_size': layout.input_size,
+    network = {'family': config.model, 'input_size': layout.input_size,
                'output_size': config.horizon * len(dataset.action_joints),
-               'hidden': list(config.hidden), 'dropout': config.dropout}
+               'history': config.history, 'horizon': config.horizon,
+               'action_size': len(dataset.action_joints), 'options': config.network_options()}
     return RunDescription(
         train=config, dataset=str(Path(dataset.path).resolve()),
         dataset_fingerprint=dataset.fingerprint,
@@ -204,10 +204,10 @@ class _Trainer:
         if ctx.main:
             (self.run_dir / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
             write_run_config(self.run_dir, self.description)
-        self.network: nn.Module = self.policy.network
+        self.objective: nn.Module = TrainingObjective(self.policy.network)
         if ctx.world > 1:
-            self.network = DistributedDataParallel(
-                self.policy.network,
+            self.objective = DistributedDataParallel(
+                self.objective,
                 device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None)
 
     # -- the epochs ----------------------------------------------------------------------
@@ -251,14 +251,14 @@ class _Trainer:
     def _epoch(self, bar: tqdm) -> dict[str, float]:
         """One pass over the training rows, then the validation loss; the metrics row."""
         config, ctx, data = self.config, self.ctx, self.data
-        network, optimizer = self.network, self.optimizer
+        objective, optimizer = self.objective, self.optimizer
         began = time.perf_counter()
         lr = optimizer.param_groups[0]['lr']
         train_rows, val_rows = data.splits['train'], data.splits['val']
         order = _epoch_order(train_rows, config.seed, self.epoch)
         n_train, batch, world, rank = train_rows.shape[0], config.batch_size, ctx.world, ctx.rank
-        squared_sum = torch.zeros((), device=ctx.device)
-        network.train()
+        loss_sum = torch.zeros((), device=ctx.device)
+        objective.train()
         for start in range(0, n_train, batch):
             global_rows = order[start:start + batch]
             # Gradient of the global-batch mean: DDP averages over ranks, hence * world.
@@ -266,15 +266,15 @@ class _Trainer:
             inputs, targets = data.batch(global_rows[rank::world])
             if config.obs_noise_std:
                 inputs = inputs + config.obs_noise_std * torch.randn_like(inputs)
-            squared = F.mse_loss(network(inputs), targets, reduction='sum')
+            loss = objective(inputs, targets)
             optimizer.zero_grad(set_to_none=True)
-            (squared * scale).backward()
+            (loss * scale).backward()
             optimizer.step()
-            squared_sum += squared.detach()
+            loss_sum += loss.detach()
             bar.update()
         if self.scheduler is not None:
             self.scheduler.step()
-        train_loss = float(ctx.all_sum(squared_sum.double()) / (n_train * data.chunk_size))
+        train_loss = float(ctx.all_sum(loss_sum.double()) / (n_train * data.chunk_size))
         val_loss = self._validation_loss(val_rows)
         watched = val_loss if val_rows.shape[0] else train_loss
         self.improved = watched < self.best_val
