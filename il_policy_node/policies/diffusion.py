@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from il_policy_node.errors import ConfigError
 from il_policy_node.policies.options import DiffusionOptions
 
 

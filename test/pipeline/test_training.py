@@ -32,7 +32,10 @@ def dataset(tmp_path_factory):
     return sinusoid_dataset(tmp_path_factory.mktemp('data') / 'ds')
 
 
-FAST = dict(mlp={'hidden': [64, 64]}, history=2, horizon=3, batch_size=64, epochs=6, patience=0,
+SMALL_MLP = [64, 64]
+DROPOUT_1 = {'hidden': SMALL_MLP, 'dropout': 0.1}
+DROPOUT_2 = {'hidden': SMALL_MLP, 'dropout': 0.2}
+FAST = dict(mlp={'hidden': SMALL_MLP}, history=2, horizon=3, batch_size=64, epochs=6, patience=0,
             device='cpu', seed=3)
 
 
@@ -178,20 +181,20 @@ def _weights(run_dir, name='last.pt'):
 
 
 def test_same_seed_same_metrics_and_weights(dataset, tmp_path):
-    config = TrainConfig(**{**FAST, 'epochs': 3, 'mlp': {'hidden': [64, 64], 'dropout': 0.1}})
+    config = TrainConfig(**{**FAST, 'epochs': 3, 'mlp': DROPOUT_1})
     first = train(dataset, config=config, run_dir=tmp_path / 'a', progress=False)
     second = train(dataset, config=config, run_dir=tmp_path / 'b', progress=False)
     assert _strip_seconds(first.metrics) == _strip_seconds(second.metrics)
     for key, value in _weights(tmp_path / 'a').items():
         assert torch.equal(value, _weights(tmp_path / 'b')[key])
-    other = train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3, 'mlp': {'hidden': [64, 64], 'dropout': 0.1},
+    other = train(dataset, config=TrainConfig(**{**FAST, 'epochs': 3, 'mlp': DROPOUT_1,
                                                  'seed': 4}),
                   run_dir=tmp_path / 'c', progress=False)
     assert _strip_seconds(other.metrics) != _strip_seconds(first.metrics)
 
 
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monkeypatch):
-    config = TrainConfig(**{**FAST, 'mlp': {'hidden': [64, 64], 'dropout': 0.2}, 'lr_schedule': 'cosine'})
+    config = TrainConfig(**{**FAST, 'mlp': DROPOUT_2, 'lr_schedule': 'cosine'})
     full = train(dataset, config=config, run_dir=tmp_path / 'full', progress=False)
 
     saves = []
@@ -210,7 +213,7 @@ def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monke
     with pytest.raises(PipelineError, match='resume'):
         train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
     with pytest.raises(ConfigError, match='lr'):
-        train(dataset, config=TrainConfig(**{**FAST, 'mlp': {'hidden': [64, 64], 'dropout': 0.2}, 'lr': 0.01,
+        train(dataset, config=TrainConfig(**{**FAST, 'mlp': DROPOUT_2, 'lr': 0.01,
                                              'lr_schedule': 'cosine'}),
               run_dir=tmp_path / 'cut', resume=True, progress=False)
     resumed = train(dataset, config=config, run_dir=tmp_path / 'cut', resume=True,

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from il_policy_node.errors import ConfigError
-from il_policy_node.pipeline.export import export_run, validation_observations
 from il_policy_node.pipeline.dataset.format import load_dataset
+from il_policy_node.pipeline.export import export_run, validation_observations
 from il_policy_node.pipeline.training.config import TrainConfig
 from il_policy_node.pipeline.training.loop import train
 from il_policy_node.pipeline.training.run_dir import load_run
