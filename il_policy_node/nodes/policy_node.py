@@ -88,6 +88,10 @@ PARAMETERS = (
     ParamSpec('replan_every', default_of(ChunkOptions, 'replan_every'),
               'chunk mode: query the policy every N ticks (0 = horizon).',
               int_range=(0, 10000)),
+    ParamSpec('inference', default_of(ChunkOptions, 'inference'),
+              'sync: inference in the tick; async: on a background thread, its chunk spliced '
+              'in when ready (the tick never waits); auto: async when the warm-up inference '
+              'takes more than a quarter of the period.'),
     ParamSpec('lookahead_s', _d('lookahead_s'),
               'Read action chunks this much later (latency compensation); < 0 = measured: '
               'state age + inference time.', float_range=(-1.0, 10.0)),
@@ -175,7 +179,9 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f'configured: {policy.path} (sha256 {policy.sha256[:12]}...), '
             f'{len(meta.joint_names)} action joints, observation {meta.observation.size}, '
-            f'horizon {meta.action_horizon}, {config.control_rate_hz:g} Hz'
+            f'horizon {meta.action_horizon}, {config.control_rate_hz:g} Hz, inference '
+            f'{"async" if runtime.asynchronous else "sync"} '
+            f'({runtime.inference_s * 1e3:.2f} ms at warm-up)'
             + ''.join(f', input {e.topic}' for e in meta.observation.extra))
         return TransitionCallbackReturn.SUCCESS
 
@@ -226,8 +232,10 @@ class PolicyNode(LifecycleNode):
         for pub in (self._command_pub, self._target_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
-        if self._controller is not None and self._controller.estopped:
-            self._estop_latched_unconfigured = True
+        if self._controller is not None:
+            self._controller.runtime.close()
+            if self._controller.estopped:
+                self._estop_latched_unconfigured = True
         self._state_sub = self._command_pub = self._target_pub = None
         self._input_subs = []
         self._controller = self._config = self._stats = None
@@ -363,10 +371,16 @@ class PolicyNode(LifecycleNode):
                 'last_fault': controller.last_fault.value if controller.last_fault else '',
                 'stale_joints': ','.join(self._stale_joints()[:10]),
                 'estop_latched': controller.estopped,
+                'inference': 'async' if controller.runtime.asynchronous else 'sync',
+                'inference_last_ms': controller.runtime.inference_s * 1e3,
+                'late_inferences': controller.runtime.late_inferences,
+                'hold_reason': controller.hold_reason,
             })
             values.update({f'count_{kind.value}': n for kind, n in controller.counts.items()})
             if controller.estopped:
                 level, message = 'error', 'e-stop latched'
+            elif controller.hold_reason and self._timer is not None:
+                level, message = 'warn', f'holding the last command: {controller.hold_reason}'
             elif mode in (Mode.HOLDING, Mode.WAITING) and self._timer is not None:
                 level = 'warn'
                 message = f'{mode.value}: {controller.last_fault.value}' \

@@ -12,6 +12,18 @@ from enum import Enum
 from il_policy_node.errors import ConfigError
 
 
+class InferenceMode(str, Enum):
+    """Where inference runs: in the tick, on a background thread, or chosen by its cost."""
+
+    SYNC = 'sync'
+    ASYNC = 'async'
+    AUTO = 'auto'       # async when the warm-up inference exceeds AUTO_ASYNC_FRACTION x period
+
+
+AUTO_ASYNC_FRACTION = 0.25
+SEAM_TICKS = 4          # async chunk mode: ticks over which a new chunk fades in
+
+
 class ChunkExecution(str, Enum):
     """How an action chunk (H > 1 future targets) becomes one target per tick."""
 
@@ -26,6 +38,7 @@ class ChunkOptions:
     execution: ChunkExecution = ChunkExecution.ENSEMBLE
     ensemble_decay: float = 0.01    # temporal ensembling weight exp(-decay * i)
     replan_every: int = 0           # chunk mode: query every N ticks; 0 = the whole chunk
+    inference: InferenceMode = InferenceMode.AUTO
 
     def __post_init__(self) -> None:
         try:
@@ -34,6 +47,11 @@ class ChunkOptions:
             raise ConfigError(f'chunk_execution must be one of '
                               f'{[e.value for e in ChunkExecution]}, got '
                               f'{self.execution!r}') from None
+        try:
+            object.__setattr__(self, 'inference', InferenceMode(self.inference))
+        except ValueError:
+            raise ConfigError(f'inference must be one of {[e.value for e in InferenceMode]}, '
+                              f'got {self.inference!r}') from None
         if not (isinstance(self.ensemble_decay, (int, float)) and
                 math.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
             raise ConfigError(f'ensemble_decay must be finite and >= 0, got '

@@ -3,7 +3,8 @@
 Modes:
   waiting  -> no usable state yet (after activate, a fault or an e-stop reset): silent
   ramping  -> blending from the measured pose into the policy over ramp_in_s
-  running  -> policy targets through the safety layer
+  running  -> policy targets through the safety layer (with asynchronous inference, the last
+              command repeated while no chunk covers the tick: counted as no_chunk)
   holding  -> a fault stopped the run: one hold at the measured pose, then silent until the
               state is usable again, then a fresh ramp-in with a reset runtime
   estopped -> latched: one hold, then silent until reset_estop()
@@ -106,6 +107,7 @@ class PolicyController:
         self.estopped = False
         self.last_fault: StateFault | None = None
         self.state_age_at_tick_ns: int | None = None  # age of the oldest joint used last tick
+        self.hold_reason = ''      # why the last tick repeated the last command ('' = it did not)
 
     @property
     def counts(self) -> dict[Intervention, int]:
@@ -191,6 +193,9 @@ class PolicyController:
             if self._stepped_ns is not None else 1
         self._stepped_ns = now_ns
         action = self.runtime.step(self._obs_blocks, ticks, self._lookahead_ticks())
+        if action is None:
+            return self._hold_last(now_ns)
+        self.hold_reason = ''
         target = self._target
         if self._drives_all:
             target[:] = action
@@ -210,18 +215,35 @@ class PolicyController:
         self._previous[:] = command
         return self._track_command
 
+    def _hold_last(self, now_ns: int) -> Command:
+        """No chunk covers this tick (asynchronous inference): repeat the last command, at rest.
+
+        Counted (no_chunk) with the runtime's reason; a ramp-in starts over from its beginning
+        once the first chunk of a run arrives.
+        """
+        self.counts[Intervention.NO_CHUNK] += 1
+        self.hold_reason = self.runtime.hold_reason
+        if self.mode is Mode.RAMPING:
+            self._ramp_start_ns = now_ns
+        self._command[:] = self._previous
+        if self._velocity is not None:
+            self._velocity[:] = 0.0
+        return self._track_command
+
     def _lookahead_ticks(self) -> float:
         """How far ahead to read the policy's chunk, in control periods.
 
         lookahead_s < 0: the age of the joint state now (since it was received) plus the last
-        inference time, i.e. how old the observation is when the target leaves the node.
+        inference time (synchronous inference), i.e. how old the observation is when the
+        target leaves the node.
         """
         horizon = self.runtime.horizon
         if horizon == 1:
             return 0.0
         seconds = self.config.lookahead_s
-        if seconds < 0:
-            seconds = max(0, self.state_age_at_tick_ns) / 1e9 + self.runtime.inference_s
+        if seconds < 0:     # asynchronous chunks are read from their observation tick already
+            inference = 0.0 if self.runtime.asynchronous else self.runtime.inference_s
+            seconds = max(0, self.state_age_at_tick_ns) / 1e9 + inference
         return min(seconds * self.config.control_rate_hz, horizon - 1.0)
 
     def _start_run(self, now_ns: int) -> None:

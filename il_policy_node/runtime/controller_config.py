@@ -60,7 +60,8 @@ class ControllerConfig:
             chunks = ChunkOptions(
                 execution=params.get('chunk_execution', chunk_defaults.execution.value),
                 ensemble_decay=_number(params, 'ensemble_decay', chunk_defaults.ensemble_decay),
-                replan_every=int(params.get('replan_every', chunk_defaults.replan_every)))
+                replan_every=int(params.get('replan_every', chunk_defaults.replan_every)),
+                inference=params.get('inference', chunk_defaults.inference.value))
         except ConfigError as exc:
             raise ConfigError(f'parameter {exc}') from None
         warmup = int(params.get('warmup_iterations', default('warmup_iterations')))

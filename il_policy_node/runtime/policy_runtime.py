@@ -11,19 +11,35 @@ were due at the missed ticks, so a late control loop does not slow the motion do
 ``lookahead`` reads them a fraction of a period later, for the latency between observing
 the state and the robot receiving the target (which a policy in a feedback loop otherwise
 feels as a slower motion).
+
+Asynchronous inference (``inference: async``, or ``auto`` when the warm-up inference takes
+more than a quarter of the period): the model runs on a background thread on the newest
+observation while the ticks keep executing the chunks they have. A finished chunk is spliced
+in at the tick it arrives, read from the tick it was observed at (the prefix that elapsed
+during inference is skipped): in ensemble mode it joins the ensemble with its observation
+tick, in chunk mode it fades in over SEAM_TICKS ticks. ``step`` returns None when no chunk
+covers the tick (the first ticks of a run, or inference slower than the horizon):
+``hold_reason`` says why.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from il_policy_node.errors import ConfigError
 from il_policy_node.runtime.artifact import LoadedPolicy, quiet_torchscript
-from il_policy_node.runtime.chunks import ChunkExecution, ChunkOptions
+from il_policy_node.runtime.background import BackgroundInference
+from il_policy_node.runtime.chunks import (
+    AUTO_ASYNC_FRACTION,
+    SEAM_TICKS,
+    ChunkExecution,
+    ChunkOptions,
+    InferenceMode,
+)
 from il_policy_node.runtime.observation import ObservationBuilder
 
 _log = logging.getLogger(__name__)
@@ -77,15 +93,49 @@ class PolicyRuntime:
         self._weights = np.zeros(h, np.float64)
         self._action = np.zeros(a, np.float64)
         self._tick = -1                                  # tick of the last step, -1: none
-        self._chunk_tick = 0                             # chunk mode: tick of the chunk
+        self._chunk_tick = NEVER                         # chunk mode: tick of the chunk
         self.inferences = 0
         self.inference_s = 0.0                           # the last inference's duration
+        self.inference_mode = options.inference
+        self.period_s = 1.0 / meta.control_rate_hz
+        self._background: BackgroundInference | None = None
+        self._generation = 0                             # runs since construction
+        self._previous_chunk = np.zeros((h, a), np.float32)   # chunk mode: fading out
+        self._previous_tick = NEVER
+        self._spliced_at = NEVER
+        self.late_inferences = 0      # async: results that arrived after their whole chunk
+        self.hold_reason = ''         # why the last step returned None
+
+    @property
+    def asynchronous(self) -> bool:
+        return self._background is not None
+
+    def start_background(self, module: Callable[[torch.Tensor], torch.Tensor] | None = None
+                         ) -> BackgroundInference:
+        """Run inference on a background thread from now on (idempotent); returns it.
+
+        ``module``: what the thread runs instead of the policy's module (tests gate it).
+        """
+        if self._background is None:
+            self._background = BackgroundInference(module or self._module,
+                                                   self.policy.metadata.observation.size)
+        return self._background
+
+    def close(self) -> None:
+        """Stop the background thread, if any."""
+        if self._background is not None:
+            self._background.close()
+            self._background = None
 
     def reset(self) -> None:
         """Start a new run: empty history, no chunk carried over (never replay old actions)."""
         self.observation.reset()
         self._tick = -1
         self._queried_at[:] = NEVER
+        self._generation += 1
+        self._chunk_tick = NEVER
+        self._previous_tick = NEVER
+        self._spliced_at = NEVER
 
     def infer(self) -> np.ndarray:
         """Run the model on the current observation vector; returns the chunk [H, A]."""
@@ -97,14 +147,15 @@ class PolicyRuntime:
         return out[0].numpy()
 
     def step(self, fields: Sequence[np.ndarray], ticks: int = 1,
-             lookahead: float = 0.0) -> np.ndarray:
+             lookahead: float = 0.0) -> np.ndarray | None:
         """Push this tick's state (one array per observed field) and return the target [A].
 
         ``ticks``: control periods since the previous step (more than 1 after missed ticks;
         ignored on the first step of a run). ``lookahead``: read the chunks this many periods
         later (linear interpolation between steps), to make up for the time from observing
         the state to the robot receiving the target. The returned array is reused on the
-        next call; copy it to keep it.
+        next call; copy it to keep it. None (asynchronous inference only): no chunk covers
+        this tick yet or any more (``hold_reason``).
         """
         if ticks < 1:
             raise ValueError(f'ticks must be >= 1, got {ticks}')
@@ -113,41 +164,130 @@ class PolicyRuntime:
         self.observation.push(fields)
         first = self._tick < 0
         tick = self._tick = 0 if first else self._tick + ticks
-        h = self.horizon
-        whole = int(lookahead)
-        fraction = lookahead - whole
-        if h == 1:
+        if self._background is not None:
+            return self._step_async(tick, lookahead)
+        if self.horizon == 1:
             self._action[:] = self.infer()[0]
         elif self.execution is ChunkExecution.CHUNK:
             if first or tick - self._chunk_tick >= self.replan_every:
                 self._chunks[0] = self.infer()
                 self._chunk_tick = tick
-            i = min(tick - self._chunk_tick + whole, h - 1)
-            chunk = self._chunks[0]
-            self._action[:] = chunk[i] + fraction * (chunk[min(i + 1, h - 1)] - chunk[i])
+            self._read_chunk(self._chunks[0], tick - self._chunk_tick + lookahead, self._action)
         else:
-            slot = tick % h
+            slot = tick % self.horizon
             self._chunks[slot] = self.infer()
             self._queried_at[slot] = tick
-            ages, weights = self._ages, self._weights
-            np.subtract(tick, self._queried_at, out=ages)      # >= h: stale or never queried
-            # exp(-decay * i), i = 0 for the oldest prediction, is proportional to
-            # exp(decay * age); predictions older than the horizon get no weight
-            np.multiply(np.minimum(ages, h - 1), self.ensemble_decay, out=weights)
-            np.exp(weights, out=weights)
-            weights[ages >= h] = 0.0
-            ages += whole
-            np.minimum(ages, h - 1, out=ages)
-            rows = self._chunks[self._slots, ages]
-            if fraction:
-                rows += fraction * (self._chunks[self._slots, np.minimum(ages + 1, h - 1)] - rows)
-            np.dot(weights, rows, out=self._action)
-            self._action /= weights.sum()
+            self._ensembled(tick, lookahead)
         return self._action
 
+    def _read_chunk(self, chunk: np.ndarray, at: float, out: np.ndarray) -> None:
+        """``chunk`` at fractional index ``at`` (clamped to its last row), into ``out``."""
+        h = self.horizon
+        i = min(int(at), h - 1)
+        fraction = at - int(at) if i < h - 1 else 0.0
+        out[:] = chunk[i] + fraction * (chunk[min(i + 1, h - 1)] - chunk[i])
+
+    def _ensembled(self, tick: int, lookahead: float) -> bool:
+        """The ensemble of the chunks covering ``tick`` into the action; False when none."""
+        h = self.horizon
+        whole = int(lookahead)
+        fraction = lookahead - whole
+        ages, weights = self._ages, self._weights
+        np.subtract(tick, self._queried_at, out=ages)      # >= h: stale or never queried
+        # exp(-decay * i), i = 0 for the oldest prediction, is proportional to
+        # exp(decay * age); predictions older than the horizon get no weight
+        np.multiply(np.minimum(ages, h - 1), self.ensemble_decay, out=weights)
+        np.exp(weights, out=weights)
+        weights[(ages >= h) | (ages < 0)] = 0.0
+        total = weights.sum()
+        if total == 0.0:
+            return False
+        ages += whole
+        np.clip(ages, 0, h - 1, out=ages)
+        rows = self._chunks[self._slots, ages]
+        if fraction:
+            rows += fraction * (self._chunks[self._slots, np.minimum(ages + 1, h - 1)] - rows)
+        np.dot(weights, rows, out=self._action)
+        self._action /= total
+        return True
+
+    def _step_async(self, tick: int, lookahead: float) -> np.ndarray | None:
+        background = self._background
+        finished = background.collect()
+        if finished is not None and finished.generation == self._generation:
+            self.inferences += 1
+            self.inference_s = finished.seconds
+            self._splice(finished.chunk, finished.observed_tick, tick)
+        if not background.busy and self._due(tick):
+            background.submit(self.observation.vector, tick, self._generation)
+        h = self.horizon
+        if self.execution is ChunkExecution.ENSEMBLE and h > 1:
+            if self._ensembled(tick, lookahead):
+                return self._action
+        elif tick - self._chunk_tick < h:
+            self._read_chunk(self._chunks[0], tick - self._chunk_tick + lookahead, self._action)
+            faded = tick - self._spliced_at
+            if faded < SEAM_TICKS and tick - self._previous_tick < h:
+                weight = (faded + 1) / (SEAM_TICKS + 1)
+                old = self._read_previous(tick - self._previous_tick + lookahead)
+                self._action *= weight
+                self._action += (1.0 - weight) * old
+            return self._action
+        self.hold_reason = background.error or (
+            'waiting for the first chunk' if self._spliced_at == NEVER else
+            f'no chunk covers this tick: the last inference took {self.inference_s * 1e3:.0f} '
+            f'ms, the chunk lasts {h * self.period_s * 1e3:.0f} ms')
+        return None
+
+    def _read_previous(self, at: float) -> np.ndarray:
+        out = np.empty_like(self._action)
+        self._read_chunk(self._previous_chunk, at, out)
+        return out
+
+    def _due(self, tick: int) -> bool:
+        """Async: start an inference now? Ensemble: always; chunk: before the chunk runs out."""
+        if self.execution is ChunkExecution.ENSEMBLE or self._chunk_tick == NEVER:
+            return True
+        latency = int(np.ceil(self.inference_s / self.period_s))
+        return tick - self._chunk_tick + latency >= self.replan_every
+
+    def _splice(self, chunk: np.ndarray, observed: int, tick: int) -> None:
+        """A finished chunk into the store, read from its observation tick on."""
+        h = self.horizon
+        if tick - observed >= h:
+            self.late_inferences += 1        # its whole chunk elapsed during inference
+            return
+        if self.execution is ChunkExecution.ENSEMBLE and h > 1:
+            slot = observed % h
+            self._chunks[slot] = chunk
+            self._queried_at[slot] = observed
+        else:
+            self._previous_chunk[:] = self._chunks[0]
+            self._previous_tick = self._chunk_tick
+            self._chunks[0] = chunk
+            self._chunk_tick = observed
+        self._spliced_at = tick
+
     def warmup(self, iterations: int) -> None:
-        """Run inference on zeros so the first real tick does not pay for lazy initialization."""
+        """Run inference on zeros so the first real tick does not pay for lazy initialization.
+
+        Then chooses where inference runs: with ``inference: auto``, on a background thread
+        when the median warm-up inference exceeds AUTO_ASYNC_FRACTION of the period.
+        """
         self.observation.vector[:] = 0.0
+        times = []
         for _ in range(iterations):
             self.infer()
+            times.append(self.inference_s)
         self.reset()
+        slow = bool(times) and float(np.median(times)) > AUTO_ASYNC_FRACTION * self.period_s
+        if self.inference_mode is InferenceMode.ASYNC and self.horizon == 1:
+            raise ConfigError('inference async needs an action chunk (horizon > 1) to execute '
+                              'while the next one is computed; this policy has horizon 1')
+        if self.inference_mode is InferenceMode.ASYNC or \
+                (self.inference_mode is InferenceMode.AUTO and slow and self.horizon > 1):
+            self.start_background()
+        elif slow and self.horizon == 1:
+            _log.warning('inference takes %.1f ms of a %.1f ms period and the policy has no '
+                         'chunk to run meanwhile (horizon 1): running it in the tick',
+                         float(np.median(times)) * 1e3, self.period_s * 1e3)

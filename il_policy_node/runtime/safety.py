@@ -26,6 +26,7 @@ class Intervention(str, Enum):
     STATE_TIMEOUT = 'state_timeout'
     MISSING_JOINT = 'missing_joint'
     ESTOP = 'estop'
+    NO_CHUNK = 'no_chunk'            # asynchronous inference: no chunk covered the tick
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def test_round_trip_keeps_metadata_and_normalization(tmp_path):
     assert meta.joint_names == tuple(JOINTS) and meta.action_horizon == 2
     assert meta.observation == spec and meta.control_rate_hz == 100.0
     assert meta.dataset_fingerprint == 'abc123' and meta.torch_version == torch.__version__
-    assert meta.format_version == FORMAT_VERSION and meta.extra == {'task': 'wave'}
+    assert meta.format_version == FORMAT_VERSION and meta.extra['task'] == 'wave'
+    assert meta.extra['inference']['forward_us_p50'] > 0     # measured at export
     obs = torch.randn(5, 6)
     with torch.no_grad():
         raw = network((obs - torch.tensor(obs_mean, dtype=torch.float32)) / 2.0).reshape(5, 2, 3)
