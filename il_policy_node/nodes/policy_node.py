@@ -92,6 +92,10 @@ PARAMETERS = (
               'sync: inference in the tick; async: on a background thread, its chunk spliced '
               'in when ready (the tick never waits); auto: async when the warm-up inference '
               'takes more than a quarter of the period.'),
+    ParamSpec('ood_hold_z', _d('ood_hold_z'),
+              'Hold the last command while an observed input is more than this many standard '
+              "deviations from its training mean (the artifact's statistics); 0 = off "
+              '(counted on /diagnostics only).', float_range=(0.0, 1000.0)),
     ParamSpec('lookahead_s', _d('lookahead_s'),
               'Read action chunks this much later (latency compensation); < 0 = measured: '
               'state age + inference time.', float_range=(-1.0, 10.0)),
@@ -376,6 +380,13 @@ class PolicyNode(LifecycleNode):
                 'late_inferences': controller.runtime.late_inferences,
                 'hold_reason': controller.hold_reason,
             })
+            if controller.ood is None:
+                values['ood'] = 'no training statistics in the artifact'
+            else:
+                max_z, column = controller.take_ood_window()
+                values.update({'ood_max_z': round(max_z, 2), 'ood_column': column,
+                               'ood_ticks': controller.ood_ticks,
+                               'ood_outside_range_ticks': controller.ood_outside_ticks})
             values.update({f'count_{kind.value}': n for kind, n in controller.counts.items()})
             if controller.estopped:
                 level, message = 'error', 'e-stop latched'

@@ -22,15 +22,17 @@ from il_policy_node.files import atomic_file, atomic_write, file_sha256
 from il_policy_node.formats import POLICY_METADATA_FILE
 from il_policy_node.pipeline.dataset.format import Dataset, load_dataset
 from il_policy_node.pipeline.training.run_dir import load_run
-from il_policy_node.pipeline.training.windows import window_indices
+from il_policy_node.pipeline.training.windows import input_groups, window_indices
 from il_policy_node.policies.networks import network_passes
 from il_policy_node.policies.processor import Policy, Processor, ProcessorLayout
+from il_policy_node.policies.statistics import Statistics, with_std_floor
 from il_policy_node.runtime.artifact import (
     PolicyMetadata,
     checksum_path,
     load_policy,
     quiet_torchscript,
 )
+from il_policy_node.runtime.ood import STATISTICS_KEY
 
 _log = logging.getLogger(__name__)
 
@@ -126,6 +128,24 @@ def validation_observations(dataset: Dataset, history: int,
     return stacked.astype(np.float32)
 
 
+def observation_statistics(dataset: Dataset) -> dict[str, list[float]]:
+    """Per frame column of the training rows: mean, std, min and max (runtime/ood.py).
+
+    The std is the normalization's (floored per block, as training normalizes).
+    """
+    episodes = dataset.episodes('train') or dataset.episodes('val')
+    rows = np.concatenate([np.arange(e['start'], e['start'] + e['length'])
+                           for _, e in episodes])
+    frames = dataset.observations[rows]
+    stats = dataset.manifest['stats']['observation']
+    floored = with_std_floor(Statistics(np.asarray(stats['mean'], np.float64),
+                                        np.asarray(stats['std'], np.float64), len(rows)),
+                             input_groups(dataset))
+    return {'mean': floored.mean.tolist(), 'std': floored.std.tolist(),
+            'min': frames.min(axis=0).astype(np.float64).tolist(),
+            'max': frames.max(axis=0).astype(np.float64).tolist()}
+
+
 def export_run(run_dir: str | Path, output: str | Path, *,
                dataset_dir: str | Path | None = None, checkpoint: str = 'best',
                extra_metadata: Mapping[str, Any] | None = None) -> Path:
@@ -150,6 +170,7 @@ def export_run(run_dir: str | Path, output: str | Path, *,
                'checkpoint': checkpoint, 'epoch': run.epoch, 'seed': train.seed,
                'model': description.network['family'], 'network': dict(description.network),
                'inference': {'network_passes': network_passes(description.network)},
+               STATISTICS_KEY: observation_statistics(dataset),
                **train.layout_options(), **(extra_metadata or {})})
     return export_policy(run.policy, output, metadata,
                          check_inputs=validation_observations(dataset, train.history))

@@ -3,8 +3,9 @@
 Modes:
   waiting  -> no usable state yet (after activate, a fault or an e-stop reset): silent
   ramping  -> blending from the measured pose into the policy over ramp_in_s
-  running  -> policy targets through the safety layer (with asynchronous inference, the last
-              command repeated while no chunk covers the tick: counted as no_chunk)
+  running  -> policy targets through the safety layer (the last command repeated while no
+              chunk covers the tick, asynchronous inference: no_chunk; or while the
+              observation is out of the training data, with ood_hold_z: out_of_data)
   holding  -> a fault stopped the run: one hold at the measured pose, then silent until the
               state is usable again, then a fresh ramp-in with a reset runtime
   estopped -> latched: one hold, then silent until reset_estop()
@@ -23,10 +24,12 @@ from il_policy_node.runtime.artifact import PolicyMetadata
 from il_policy_node.runtime.controller_config import ControllerConfig
 from il_policy_node.runtime.joint_state import JointStateCache, StateFault
 from il_policy_node.runtime.observation import StateField
+from il_policy_node.runtime.ood import OodMonitor, OodReading
 from il_policy_node.runtime.policy_runtime import PolicyRuntime
 from il_policy_node.runtime.safety import Intervention, SafetyFilter, ramp_fraction, ramp_in
 
 RATE_TOLERANCE = 1e-3
+OOD_REPORT_Z = 4.0      # without ood_hold_z, ticks beyond this many std are counted
 NO_TIMEOUT_NS = 2**61   # inputs never time out, but one never received still counts
 
 
@@ -108,6 +111,11 @@ class PolicyController:
         self.last_fault: StateFault | None = None
         self.state_age_at_tick_ns: int | None = None  # age of the oldest joint used last tick
         self.hold_reason = ''      # why the last tick repeated the last command ('' = it did not)
+        self.ood = OodMonitor.of_metadata(obs, meta.extra)    # None: no training statistics
+        self.ood_reading: OodReading | None = None
+        self.ood_ticks = 0             # ticks over ood_hold_z (or OOD_REPORT_Z when it is off)
+        self.ood_outside_ticks = 0     # ticks with an input outside its training range
+        self.ood_window_max_z, self.ood_window_column = 0.0, ''
 
     @property
     def counts(self) -> dict[Intervention, int]:
@@ -192,9 +200,12 @@ class PolicyController:
         ticks = max(1, round((now_ns - self._stepped_ns) * self.config.control_rate_hz / 1e9)) \
             if self._stepped_ns is not None else 1
         self._stepped_ns = now_ns
+        if self.ood is not None and self._out_of_data():
+            return self._hold_last(now_ns, Intervention.OUT_OF_DATA)
         action = self.runtime.step(self._obs_blocks, ticks, self._lookahead_ticks())
         if action is None:
-            return self._hold_last(now_ns)
+            self.hold_reason = self.runtime.hold_reason
+            return self._hold_last(now_ns, Intervention.NO_CHUNK)
         self.hold_reason = ''
         target = self._target
         if self._drives_all:
@@ -215,14 +226,36 @@ class PolicyController:
         self._previous[:] = command
         return self._track_command
 
-    def _hold_last(self, now_ns: int) -> Command:
-        """No chunk covers this tick (asynchronous inference): repeat the last command, at rest.
+    def _out_of_data(self) -> bool:
+        """Read the OOD monitor; True when ood_hold_z is set and the frame exceeds it."""
+        reading = self.ood_reading = self.ood.read(self._obs_blocks)
+        limit = self.config.ood_hold_z
+        if reading.max_z > (limit or OOD_REPORT_Z):
+            self.ood_ticks += 1
+        if reading.outside_range:
+            self.ood_outside_ticks += 1
+        if reading.max_z > self.ood_window_max_z:
+            self.ood_window_max_z, self.ood_window_column = reading.max_z, reading.column
+        if limit and reading.max_z > limit:
+            self.hold_reason = (f'observation outside the training data: {reading.column} is '
+                                f'{reading.max_z:.1f} std from its mean (ood_hold_z {limit:g})')
+            return True
+        return False
 
-        Counted (no_chunk) with the runtime's reason; a ramp-in starts over from its beginning
-        once the first chunk of a run arrives.
+    def take_ood_window(self) -> tuple[float, str]:
+        """The largest z-score (and its column) since the last call; resets the window."""
+        window = (self.ood_window_max_z, self.ood_window_column)
+        self.ood_window_max_z, self.ood_window_column = 0.0, ''
+        return window
+
+    def _hold_last(self, now_ns: int, why: Intervention) -> Command:
+        """Repeat the last command, at rest, counted as ``why`` (reason in ``hold_reason``).
+
+        Why: no chunk covers this tick (asynchronous inference), or the observation left the
+        training data (ood_hold_z). A ramp-in starts over from its beginning when the policy
+        takes over again.
         """
-        self.counts[Intervention.NO_CHUNK] += 1
-        self.hold_reason = self.runtime.hold_reason
+        self.counts[why] += 1
         if self.mode is Mode.RAMPING:
             self._ramp_start_ns = now_ns
         self._command[:] = self._previous

@@ -28,6 +28,7 @@ class ControllerConfig:
     chunks: ChunkOptions = field(default_factory=ChunkOptions)
     warmup_iterations: int = 20
     lookahead_s: float = -1.0           # < 0: measured each tick (see controller.tick)
+    ood_hold_z: float = 0.0             # > 0: hold while an input is this many std off the data
 
     @property
     def period_s(self) -> float:
@@ -64,6 +65,9 @@ class ControllerConfig:
                 inference=params.get('inference', chunk_defaults.inference.value))
         except ConfigError as exc:
             raise ConfigError(f'parameter {exc}') from None
+        ood = _number(params, 'ood_hold_z')
+        if ood < 0:
+            raise ConfigError(f'parameter ood_hold_z must be >= 0 (0 = off), got {ood}')
         warmup = int(params.get('warmup_iterations', default('warmup_iterations')))
         if warmup < 0:
             raise ConfigError(f'parameter warmup_iterations must be >= 0, got {warmup}')
@@ -75,7 +79,7 @@ class ControllerConfig:
             publish_velocities=bool(params.get('publish_velocities',
                                                default('publish_velocities'))),
             chunks=chunks, warmup_iterations=warmup,
-            lookahead_s=_number(params, 'lookahead_s'))
+            lookahead_s=_number(params, 'lookahead_s'), ood_hold_z=ood)
 
 
 def default(name: str) -> Any:

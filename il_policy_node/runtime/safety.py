@@ -27,6 +27,7 @@ class Intervention(str, Enum):
     MISSING_JOINT = 'missing_joint'
     ESTOP = 'estop'
     NO_CHUNK = 'no_chunk'            # asynchronous inference: no chunk covered the tick
+    OUT_OF_DATA = 'out_of_data'      # ood_hold_z: the observation left the training data
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn
 
 
 def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
-           horizon: int = 1, history: int = 1, extra: Sequence[dict] = ()) -> Path:
+           horizon: int = 1, history: int = 1, extra: Sequence[dict] = (),
+           extra_metadata: dict | None = None) -> Path:
     """Export ``model`` (raw observations -> [B, H*A]) as a policy file.
 
     It observes ``joints`` (positions, velocities), then the ``extra`` inputs.
@@ -73,5 +74,5 @@ def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: floa
     spec = ObservationSpec(joints=tuple(joints), history=history, extra=tuple(extra))
     metadata = PolicyMetadata(joint_names=tuple(joints), observation=spec,
                               action_horizon=horizon, control_rate_hz=rate_hz,
-                              dataset_fingerprint='test')
+                              dataset_fingerprint='test', extra=extra_metadata or {})
     return export_policy(raw_policy(model, metadata), path, metadata)

@@ -166,7 +166,11 @@ def fit_processor(dataset: Dataset, data: WindowedData, layout: ProcessorLayout)
         inputs = Statistics(mean, std, len(train))
     if layout.reference:
         actions = chunks.result()
-    groups = [range(start, start + len(joints))
-              for _, _, start, joints in dataset.observation_spec().blocks()]
     return Processor(layout, horizon=horizon, action_size=action_size,
-                     inputs=with_std_floor(inputs, groups), actions=actions)
+                     inputs=with_std_floor(inputs, input_groups(dataset)), actions=actions)
+
+
+def input_groups(dataset: Dataset) -> list[range]:
+    """The frame columns of each observed block (one field of one topic's joints)."""
+    return [range(start, start + len(joints))
+            for _, _, start, joints in dataset.observation_spec().blocks()]
