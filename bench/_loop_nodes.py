@@ -61,9 +61,10 @@ def _spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
         executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
 
 
-def _totals(stats: LoopStats) -> dict[str, int]:
+def _totals(node: Node, stats: LoopStats) -> dict[str, int]:
+    counts = node.intervention_counts if isinstance(node, PolicyNode) else {}
     return {'ticks': stats.ticks, 'missed_ticks': stats.missed_ticks,
-            'overruns': stats.overruns}
+            'overruns': stats.overruns, 'no_chunk': counts.get('no_chunk', 0)}
 
 
 def measure(node: Node, executor: SingleThreadedExecutor, *, warmup_s: float,
@@ -75,11 +76,11 @@ def measure(node: Node, executor: SingleThreadedExecutor, *, warmup_s: float,
     if stats is None or stats.ticks == 0:
         raise RuntimeError('the control loop did not start during the warm-up')
     stats.reset_window()
-    before, rss_start = _totals(stats), process.memory_info().rss
+    before, rss_start = _totals(node, stats), process.memory_info().rss
     cpu_start, wall_start = process.cpu_times(), time.monotonic()
     _spin_for(executor, duration_s)
     cpu_end, wall_end = process.cpu_times(), time.monotonic()
-    rss_end, after = process.memory_info().rss, _totals(stats)
+    rss_end, after = process.memory_info().rss, _totals(node, stats)
     cpu_s = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     meta = {key: after[key] - before[key] for key in after}
     meta.update(cpu_percent=100.0 * cpu_s / (wall_end - wall_start),

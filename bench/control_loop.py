@@ -1,6 +1,7 @@
 """Control-loop benchmark of policy_node: timing, compute, state age, CPU and memory.
 
-For each rate: a 30-joint MLP policy (60 -> 256 -> 256 -> 30) exported with export_policy,
+For each rate and model (--models: families with their default options, untrained; default
+the seed MLP 60 -> 256 -> 256 -> 30 x --horizon) and inference mode (--inference sync,async):
 joint states published at the rate by mock_robot (own process), then two measurement windows
 of the same length against that publisher, each node in its own process (bench/_loop_nodes.py):
 the floor (a bare rclpy node with the same executor, timer and subscription that only relays
@@ -8,7 +9,8 @@ the latest joint state) and the real PolicyNode. raw_forward_us times the frozen
 forward of the same file here, with one thread, back to back (raw_forward_paced_us: one call
 per control period, caches no longer warm). Each window records the 1-minute load average, as
 other work on the machine shows in the figures. Progress goes to stderr; the last stdout line
-is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``.
+is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``;
+``--rates 50 --models mlp,act,diffusion --horizon 25 --inference sync,async``.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from il_policy_node.pipeline.export import export_policy, raw_policy
-from il_policy_node.policies.mlp import seed_mlp
+from il_policy_node.policies.networks import build_network
 from il_policy_node.ros.local_graph import ros_args, spawn, stop
 from il_policy_node.runtime.artifact import PolicyMetadata, load_policy
 from il_policy_node.runtime.observation import ObservationSpec
@@ -36,20 +38,26 @@ from bench._graph import bench_graph  # noqa: E402
 
 JOINTS = [f'joint_{i:02d}' for i in range(30)]
 FORWARD_ITERATIONS = 5000
+FORWARD_BUDGET_S = 5.0    # at most this long timing a slow family's raw forward
 STARTUP_TIMEOUT_S = 60.0
 MAX_WINDOW_S = 55.0       # diagnostics_period_s is at most 60 s and resets the sample windows
 STRICT_MAX_RATE_HZ = 500.0  # the full goal set applies up to this rate
 
 
-def export_mlp(path: Path, rate_hz: float) -> Path:
-    """The seed MLP for 30 joints (positions + velocities in, positions out)."""
+def export_model(path: Path, rate_hz: float, *, model: str = 'mlp', horizon: int = 1) -> Path:
+    """A policy of ``model``'s family (its default options) for 30 joints, untrained.
+
+    Positions + velocities in, ``horizon`` x 30 positions out; mlp: 60 -> 256 -> 256 -> 30H.
+    """
     torch.manual_seed(0)
     metadata = PolicyMetadata(joint_names=tuple(JOINTS),
                               observation=ObservationSpec(joints=tuple(JOINTS)),
-                              action_horizon=1, control_rate_hz=rate_hz,
+                              action_horizon=horizon, control_rate_hz=rate_hz,
                               dataset_fingerprint='bench')
-    network = seed_mlp(2 * len(JOINTS), len(JOINTS))
-    return export_policy(raw_policy(network, metadata), path, metadata)
+    network = build_network({'family': model, 'input_size': 2 * len(JOINTS),
+                             'output_size': horizon * len(JOINTS), 'history': 1,
+                             'horizon': horizon, 'action_size': len(JOINTS), 'options': {}})
+    return export_policy(raw_policy(network.eval(), metadata), path, metadata)
 
 
 def raw_forward_us(path: Path, *, iterations: int, pause_s: float = 0.0) -> Percentiles:
@@ -76,18 +84,20 @@ def raw_forward_us(path: Path, *, iterations: int, pause_s: float = 0.0) -> Perc
 
 
 def run_window(role: str, *, env: dict[str, str], workdir: Path, rate_hz: float,
-               warmup_s: float, duration_s: float, params: dict | None = None) -> dict:
+               warmup_s: float, duration_s: float, params: dict | None = None,
+               label: str = '') -> dict:
     """Run one bench/_loop_nodes.py process to completion; return its samples and totals."""
-    out = workdir / f'{role}_{rate_hz:g}.npz'
-    log = workdir / f'{role}_{rate_hz:g}.log'
+    label = label or role
+    out = workdir / f'{label}_{rate_hz:g}.npz'
+    log = workdir / f'{label}_{rate_hz:g}.log'
     capacity = int((warmup_s + duration_s + 5.0) * rate_hz * 1.2)
     args = ['--out', str(out), '--rate', repr(rate_hz), '--warmup', repr(warmup_s),
             '--duration', repr(duration_s), '--capacity', str(capacity), *ros_args(params)]
     total = warmup_s + duration_s
-    print(f'{rate_hz:g} Hz: {role} ({total:g} s with warm-up)', file=sys.stderr)
+    print(f'{rate_hz:g} Hz: {label} ({total:g} s with warm-up)', file=sys.stderr)
     process = spawn('bench._loop_nodes', env=env, args=[role, *args], log_path=log)
     try:
-        with tqdm(total=round(total), desc=f'{rate_hz:g} Hz {role}', unit='s',
+        with tqdm(total=round(total), desc=f'{rate_hz:g} Hz {label}', unit='s',
                   file=sys.stderr, leave=False, disable=None) as bar:
             start = time.monotonic()
             while process.poll() is None:
@@ -135,35 +145,53 @@ def goals(run: dict) -> dict:
 
 
 def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: float,
-               duration_s: float) -> dict:
-    """Floor and policy windows at one rate against one joint-state publisher."""
-    model = export_mlp(workdir / f'policy_{rate_hz:g}.pt', rate_hz)
-    print(f'{rate_hz:g} Hz: timing the raw forward', file=sys.stderr)
-    forward = raw_forward_us(model, iterations=FORWARD_ITERATIONS)
-    paced = raw_forward_us(model, iterations=round(rate_hz), pause_s=1.0 / rate_hz)
+               duration_s: float, models: list[str], modes: list[str],
+               horizon: int) -> list[dict]:
+    """Floor, then each model x inference mode, at one rate against one joint-state publisher."""
     robot = spawn('il_policy_node.nodes.mock_robot_node', env=env,
                   log_path=workdir / f'mock_robot_{rate_hz:g}.log',
                   args=ros_args({'joint_names': JOINTS, 'publish_rate_hz': rate_hz,
                                  'follow_commands': False}))
+    runs = []
     try:
         window = {'env': env, 'workdir': workdir, 'rate_hz': rate_hz, 'warmup_s': warmup_s,
                   'duration_s': duration_s}
         floor = run_window('floor', **window)
-        policy = run_window('policy', **window, params={
-            'model_path': str(model), 'joint_names': JOINTS, 'control_rate_hz': rate_hz,
-            'position_lower_limits': [-3.0] * len(JOINTS),
-            'position_upper_limits': [3.0] * len(JOINTS), 'max_velocity_rad_s': [10.0],
-            'ramp_in_s': min(1.0, warmup_s / 2), 'torch_threads': 1,
-            'diagnostics_period_s': 60.0})
+        for model_name in models:
+            model = export_model(workdir / f'{model_name}_{rate_hz:g}.pt', rate_hz,
+                                 model=model_name, horizon=horizon)
+            print(f'{rate_hz:g} Hz: timing the raw forward of {model_name}', file=sys.stderr)
+            iterations = max(50, min(FORWARD_ITERATIONS, round(FORWARD_BUDGET_S / max(
+                raw_forward_us(model, iterations=5).p50 * 1e-6, 1e-6))))
+            forward = raw_forward_us(model, iterations=iterations)
+            paced = raw_forward_us(model, iterations=min(round(rate_hz), iterations),
+                                   pause_s=1.0 / rate_hz)
+            for mode in modes:
+                policy = run_window('policy', **window, label=f'{model_name}_{mode}', params={
+                    'model_path': str(model), 'joint_names': JOINTS,
+                    'control_rate_hz': rate_hz, 'inference': mode,
+                    'position_lower_limits': [-3.0] * len(JOINTS),
+                    'position_upper_limits': [3.0] * len(JOINTS), 'max_velocity_rad_s': [10.0],
+                    'ramp_in_s': min(1.0, warmup_s / 2), 'torch_threads': 1,
+                    'diagnostics_period_s': 60.0})
+                runs.append(_run(rate_hz, model_name, mode, horizon, policy, floor, forward,
+                                 paced))
+                print(json.dumps(runs[-1]), file=sys.stderr)
     finally:
         stop(robot)
+    return runs
+
+
+def _run(rate_hz: float, model: str, mode: str, horizon: int, policy: dict, floor: dict,
+         forward: Percentiles, paced: Percentiles) -> dict:
     run = {
-        'rate_hz': rate_hz,
+        'rate_hz': rate_hz, 'model': model, 'inference': mode, 'horizon': horizon,
         'duration_s': round(policy['wall_s'], 2),
         'ticks': policy['ticks'],
         'published_ticks': int(policy['compute_us'].size),
         'missed_ticks': policy['missed_ticks'],
         'overruns': policy['overruns'],
+        'no_chunk_ticks': policy.get('no_chunk', 0),
         'period_error_us': _pct(policy['period_error_us']),
         'floor_period_error_us': _pct(floor['period_error_us']),
         'floor_missed_ticks': floor['missed_ticks'],
@@ -195,7 +223,20 @@ def main() -> None:
                         help='seconds after activation (ramp-in, discovery) before the window')
     parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID (default: a free one)')
     parser.add_argument('--keep', type=Path, help='keep policies, samples and logs in this dir')
+    parser.add_argument('--models', default='mlp',
+                        help='policy families (untrained, default options), comma separated')
+    parser.add_argument('--inference', default='sync',
+                        help="policy_node's inference modes to measure: sync,async")
+    parser.add_argument('--horizon', type=int, default=1,
+                        help='action chunk length (async needs > 1)')
     args = parser.parse_args()
+    models = [m for m in args.models.split(',') if m]
+    modes = [m for m in args.inference.split(',') if m]
+    if not set(modes) <= {'sync', 'async'} or not modes:
+        parser.error('--inference takes sync and/or async')
+    if 'async' in modes and args.horizon < 2:
+        parser.error('async inference executes a chunk while the next is computed: '
+                     '--horizon must be > 1 (e.g. 10)')
     rates = [float(r) for r in args.rates.split(',') if r.strip()]
     if args.warmup + args.duration > MAX_WINDOW_S:
         parser.error(f'warmup + duration must be <= {MAX_WINDOW_S:g} s: /diagnostics resets '
@@ -206,9 +247,9 @@ def main() -> None:
         _, workdir, env = bench_graph(stack, domain_id=args.domain_id, keep=args.keep)
         runs = []
         for rate in rates:
-            runs.append(bench_rate(rate, env=env, workdir=workdir, warmup_s=args.warmup,
-                                   duration_s=args.duration))
-            print(json.dumps(runs[-1]), file=sys.stderr)
+            runs += bench_rate(rate, env=env, workdir=workdir, warmup_s=args.warmup,
+                               duration_s=args.duration, models=models, modes=modes,
+                               horizon=args.horizon)
     print(json.dumps({'runs': runs}))
 
 

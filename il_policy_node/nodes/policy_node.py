@@ -145,6 +145,13 @@ class PolicyNode(LifecycleNode):
         """Timing of the control loop (None until configured); windows reset at diagnostics."""
         return self._stats
 
+    @property
+    def intervention_counts(self) -> dict[str, int]:
+        """The safety layer's counts by name, as on /diagnostics ({} until configured)."""
+        if self._controller is None:
+            return {}
+        return {kind.value: n for kind, n in self._controller.counts.items()}
+
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
