@@ -26,6 +26,7 @@ from pathlib import Path
 
 from il_policy_node.demo.common import (
     COMMAND_TOPIC,
+    DEFAULT_MODEL,
     SUCCESS_GOAL,
     Settings,
     StageError,
@@ -33,6 +34,7 @@ from il_policy_node.demo.common import (
     load_run,
 )
 from il_policy_node.errors import IlPolicyError
+from il_policy_node.policies.options import FAMILY_OPTIONS
 
 TASKS = ('wave', 'reach')           # the main job
 ALL_TASKS = TASKS + ('mocap',)
@@ -63,7 +65,7 @@ def run_demo(settings: Settings) -> list[TaskResult]:
 
 
 def format_table(results: list[TaskResult]) -> str:
-    lines = [f'{"task":<6} {"runs":>4} {"policy success":>14} {"policy RMSE":>11} '
+    lines = [f'{"task":<6} {"model":<9} {"runs":>4} {"policy success":>14} {"policy RMSE":>11} '
              f'{"demo success":>12} {"demo RMSE":>9} {"open-loop RMSE":>14} '
              f'{"loop Hz":>7} {"p99 jitter us":>13} {"compute p50/p99 us":>18}']
     for r in results:
@@ -71,7 +73,8 @@ def format_table(results: list[TaskResult]) -> str:
         compute = f'{loop.get("compute_p50_us", float("nan")):.0f}/' \
                   f'{loop.get("compute_p99_us", float("nan")):.0f}'
         lines.append(
-            f'{r.task:<6} {s["rollouts"]:>4} {100 * s["success_rate"]:>13.0f}% '
+            f'{r.task:<6} {s.get("model", "mlp"):<9} {s["rollouts"]:>4} '
+            f'{100 * s["success_rate"]:>13.0f}% '
             f'{s["rmse_rad"]:>11.3f} {100 * s["demonstrator_success_rate"]:>11.0f}% '
             f'{s["demonstrator_rmse_rad"]:>9.3f} {s["open_loop_rmse_rad"]:>14.4f} '
             f'{loop.get("loop_rate_hz", float("nan")):>7.1f} '
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--drive-noise', type=float, default=None,
                         help='std (rad) of the perturbation of the arm while demonstrating '
                              '(default: per task, wave 0.05, reach 0.1)')
+    parser.add_argument('--model', default=DEFAULT_MODEL, choices=sorted(FAMILY_OPTIONS),
+                        help=f'policy family of every task (default {DEFAULT_MODEL})')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[demo] %(message)s')
     out = args.out or Path('out') / datetime.now().strftime('demo-%Y%m%d-%H%M%S')
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'--tasks: unknown task(s) {unknown}; choose from {list(ALL_TASKS)}')
     settings = Settings(out=out.absolute(), tasks=tasks, episodes=args.episodes,
                         rollouts=args.rollouts, epochs=args.epochs, seed=args.seed,
-                        drive_noise_rad=args.drive_noise)
+                        drive_noise_rad=args.drive_noise, model=args.model)
     started = time.monotonic()
     try:
         results = run_demo(settings)

@@ -28,6 +28,7 @@ from il_policy_node.demo.common import (
     TaskResult,
     load_run,
     plot_runs,
+    policy_figures,
     recorded_runs,
     run_pipeline,
     run_policy,
@@ -172,6 +173,7 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
     result = TaskResult(
         task=task, policy=policy, open_loop_rmse_rad=open_loop, loop=loop,
         policy_scores=score_runs(rollouts, held_out, COMMAND_TOPIC, config, lower, upper),
-        reference_scores=score_runs(reference, held_out, DEMO_TOPIC, config, lower, upper))
+        reference_scores=score_runs(reference, held_out, DEMO_TOPIC, config, lower, upper),
+        extra=policy_figures(folder, policy))
     plot_runs(folder, task, info.joint_names, DEMO_TOPIC, held_out[0].goal)
     return result

@@ -39,6 +39,19 @@ LOOP_KEYS = ('loop_rate_hz', 'missed_ticks', 'period_error_p99_us', 'compute_p50
 # demonstration does not predict closed-loop success).
 HORIZON = 25
 EPOCHS = 60
+DEFAULT_MODEL = 'mlp'      # the family of the main job (bench/closed_loop.py --models compares)
+TIMING_FILE = 'pipeline_timing.json'
+
+
+def policy_figures(folder: Path, policy: Path) -> dict[str, Any]:
+    """The family, its inference cost (measured at export) and the training time of a task."""
+    from il_policy_node.runtime.artifact import load_policy
+    extra = load_policy(policy).metadata.extra
+    cost = extra.get('inference', {})
+    timing = json.loads((folder / TIMING_FILE).read_text())
+    return {'model': extra.get('model', 'mlp'), 'train_s': timing['train_s'],
+            'inference_us': {'p50': cost.get('forward_us_p50'),
+                             'p99': cost.get('forward_us_p99')}}
 
 
 # The held-out runs (reference and policy) of one task at a time: the tasks record and train
@@ -60,6 +73,7 @@ class Settings:
     rollouts: int = 10
     seed: int = 0
     epochs: int | None = None               # None: the task's recipe (arm 60, mocap 200)
+    model: str = DEFAULT_MODEL              # the policy family (train.yaml model:)
     wave_cycles: int = 4
     drive_noise_rad: float | None = None    # None: the task's recipe
 
@@ -191,7 +205,8 @@ def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings,
     """
     dataset_config = {'control_rate_hz': CONTROL_RATE_HZ,
                       'split': {'seed': settings.seed, 'val_fraction': 0.1}, **dataset_config}
-    train_config = {'epochs': EPOCHS, 'patience': 0, 'lr_schedule': 'cosine',
+    train_config = {'model': settings.model, 'epochs': EPOCHS, 'patience': 0,
+                    'lr_schedule': 'cosine',
                     'seed': settings.seed, 'device': 'cpu', 'horizon': HORIZON,
                     'relative_actions': True, **(train_config or {})}
     if settings.epochs is not None:                 # --epochs: every task
@@ -202,8 +217,11 @@ def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings,
     il_policy(task, 'dataset build', ['dataset', 'build', str(bags), '--config',
                                       str(folder / 'dataset.yaml'), '-o', str(dataset),
                                       '--overwrite'])
+    started = time.monotonic()
     il_policy(task, 'train', ['train', '--dataset', str(dataset), '--config',
                               str(folder / 'train.yaml'), '-o', str(run)])
+    (folder / TIMING_FILE).write_text(json.dumps({'train_s': round(time.monotonic() - started,
+                                                                   1)}))
     il_policy(task, 'export', ['export', str(run), '-o', str(policy), '--checkpoint', 'last'])
     il_policy(task, 'eval', ['eval', '--model', str(policy), '--dataset', str(dataset),
                              '--plots', str(folder / 'open_loop'), '--json',

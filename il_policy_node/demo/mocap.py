@@ -39,6 +39,7 @@ from il_policy_node.demo.common import (
     il_policy,
     load_run,
     plot_runs,
+    policy_figures,
     recorded_runs,
     run_pipeline,
     run_policy,
@@ -214,7 +215,8 @@ def run_mocap_task(settings: Settings) -> TaskResult:
                                   upper, fk)
     result = TaskResult(task=TASK, policy=policy, open_loop_rmse_rad=open_loop, loop=loop,
                         policy_scores=policy_scores, reference_scores=reference_scores,
-                        extra=key_body_summary(policy_scores, reference_scores))
+                        extra={**policy_figures(folder, policy),
+                               **key_body_summary(policy_scores, reference_scores)})
     plot_runs(folder, TASK, joints, MOCAP_TOPIC)
     from il_policy_node.demo.animation import animate_run
     t, q, _ = load_run(recorded_runs(rollouts, len(held_out))[0], COMMAND_TOPIC, joints)
