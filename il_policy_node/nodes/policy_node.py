@@ -384,6 +384,7 @@ class PolicyNode(LifecycleNode):
                 'estop_latched': controller.estopped,
                 'inference': 'async' if controller.runtime.asynchronous else 'sync',
                 'inference_last_ms': controller.runtime.inference_s * 1e3,
+                'inferences': controller.runtime.inferences,
                 'late_inferences': controller.runtime.late_inferences,
                 'hold_reason': controller.hold_reason,
             })

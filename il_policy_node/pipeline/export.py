@@ -37,7 +37,8 @@ from il_policy_node.runtime.ood import STATISTICS_KEY
 _log = logging.getLogger(__name__)
 
 CHECK_ATOL = 1e-5
-COST_CALLS = 50              # forwards timed for the metadata's inference cost
+COST_CALLS = 50              # forwards timed for the metadata's inference cost ...
+COST_BUDGET_S = 1.0          # ... or as many as fit in this time (at least 3)
 MAX_CHECK_INPUTS = 2048
 
 
@@ -77,19 +78,25 @@ def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata,
     return path
 
 
-def forward_us(module: nn.Module, obs_size: int, calls: int = COST_CALLS) -> dict[str, float]:
-    """``forward_us_p50`` and ``forward_us_p99`` of one forward at batch 1 on one CPU thread."""
+def forward_us(module: nn.Module, obs_size: int, calls: int = COST_CALLS,
+               budget_s: float = COST_BUDGET_S) -> dict[str, float]:
+    """``forward_us_p50`` and ``forward_us_p99`` of one forward at batch 1 on one CPU thread.
+
+    ``calls`` timed forwards after 3 untimed ones (lazy initialization), fewer (at least 3)
+    when they take longer than ``budget_s`` together.
+    """
     threads = torch.get_num_threads()
     obs = torch.zeros(1, obs_size)
-    times = []
+    times: list[float] = []
     try:
         torch.set_num_threads(1)
         with torch.inference_mode():
-            for i in range(calls + 3):
+            for _ in range(3):
+                module(obs)
+            while len(times) < calls and (len(times) < 3 or sum(times) < budget_s):
                 started = time.perf_counter()
                 module(obs)
-                if i >= 3:                   # the first calls pay for lazy initialization
-                    times.append(time.perf_counter() - started)
+                times.append(time.perf_counter() - started)
     finally:
         torch.set_num_threads(threads)
     p50, p99 = np.percentile(np.asarray(times) * 1e6, [50, 99])

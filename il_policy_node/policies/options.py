@@ -79,11 +79,11 @@ class MlpOptions:
 class ActOptions:
     """The ``act:`` keys of train.yaml (config/train.yaml documents each)."""
 
-    d_model: int = bounded(128, 8)
+    d_model: int = bounded(64, 8)
     heads: int = bounded(4, 1)
-    encoder_layers: int = bounded(2, 1)
-    decoder_layers: int = bounded(2, 1)
-    feedforward: int = bounded(256, 8)
+    encoder_layers: int = bounded(1, 1)
+    decoder_layers: int = bounded(1, 1)
+    feedforward: int = bounded(128, 8)
     dropout: float = bounded(0.1, 0.0, 0.9)
     cvae: bool = False
     latent_size: int = bounded(16, 1)
@@ -99,10 +99,10 @@ class ActOptions:
 class DiffusionOptions:
     """The ``diffusion:`` keys of train.yaml (config/train.yaml documents each)."""
 
-    channels: tuple[int, ...] = (64, 128)
+    channels: tuple[int, ...] = (32, 64)
     kernel_size: int = bounded(5, 1)
     groups: int = bounded(8, 1)
-    condition_size: int = bounded(128, 1)
+    condition_size: int = bounded(64, 1)
     train_steps: int = bounded(100, 2)
     inference_steps: int = bounded(10, 1)
     clip_sample: float = bounded(5.0, 0.0)

@@ -140,13 +140,13 @@ def test_config_file_and_errors_name_the_key(tmp_path):
     shipped = TrainConfig.from_file(ROOT / 'config' / 'train.yaml')
     assert shipped.model == 'mlp' and shipped.mlp == {'hidden': [256, 256], 'dropout': 0.0}
     assert shipped.lr == 1e-3 and shipped.batch_size == 256
-    assert shipped.act['d_model'] == 128 and shipped.diffusion['inference_steps'] == 10
+    assert shipped.act['d_model'] == 64 and shipped.diffusion['inference_steps'] == 10
     path = tmp_path / 'train.yaml'
     path.write_text('model: act\nmlp: {hidden: [32]}\nact: {heads: 2}\nlr_schedule: cosine\n'
                     'epochs: 3\n')
     config = TrainConfig.from_file(path)
     assert config.mlp['hidden'] == [32] and config.lr_schedule == 'cosine' and config.epochs == 3
-    assert config.network_options()['heads'] == 2 and config.network_options()['d_model'] == 128
+    assert config.network_options()['heads'] == 2 and config.network_options()['d_model'] == 64
     for text, key in (('lr_schedule: linear', 'lr_schedule'), ('batch_size: 0', 'batch_size'),
                       ('hiden: [3]', 'hiden'), ('mlp: {dropout: 1.5}', 'mlp.dropout'),
                       ('device: tpu', 'device'), ('mlp: {hidden: 256}', 'mlp.hidden'),
