@@ -2,6 +2,8 @@
 
 Each task runs on its own local ROS graph with its own sim_robot, the tasks side by side:
   wave, reach   the 6-joint arm taught by the scripted demonstrator (demo/arm.py)
+  detour        the arm around a post, on the left or the right at random (not in the
+                default tasks: a task for generative policies, bench/closed_loop.py --models)
   mocap         the whole-body humanoid taught by motion capture (BVH clips imported by IK,
                 demo/mocap.py)
 Every task records or imports demonstrations, runs il-policy dataset build -> train -> export
@@ -37,7 +39,7 @@ from il_policy_node.errors import IlPolicyError
 from il_policy_node.policies.options import FAMILY_OPTIONS
 
 TASKS = ('wave', 'reach')           # the main job
-ALL_TASKS = TASKS + ('mocap',)
+ALL_TASKS = TASKS + ('detour', 'mocap')
 
 __all__ = ['ALL_TASKS', 'COMMAND_TOPIC', 'SUCCESS_GOAL', 'TASKS', 'Settings', 'StageError',
            'TaskResult', 'load_run', 'main', 'run_demo']

@@ -1,4 +1,4 @@
-"""The wave and reach tasks on the 6-joint arm: the scripted demonstrator teaches the policy.
+"""The arm's tasks (wave, reach, detour): the scripted demonstrator teaches the policy.
 
 1. record: demonstrator + demo_recorder, N demonstrations, one bag per episode;
 2. pipeline: il-policy dataset build -> train -> export -> eval (open loop);
@@ -33,9 +33,18 @@ from il_policy_node.demo.common import (
     run_pipeline,
     run_policy,
 )
-from il_policy_node.demo.scoring import Score, WaveReference, score_reach, score_wave
+from il_policy_node.demo.scoring import (
+    Score,
+    WaveReference,
+    obstacle_frames,
+    score_detour,
+    score_reach,
+    score_wave,
+)
 from il_policy_node.robots.models import model_info
 from il_policy_node.sim.demonstrator import (
+    DETOUR_OBSTACLE,
+    GOAL_TASKS,
     TEACHING,
     DemonstratorConfig,
     Episode,
@@ -66,10 +75,15 @@ class TaskRecipe:
 # keep going the way it moves, and an early wrong move then runs away; no absolute positions:
 # the same reach from any start), with input noise against over-fitting the few demonstrated
 # reaches.
+# Detour: where the arm is matters (the post stands at one place), so the network sees the
+# absolute positions too, and goal - position.
 RECIPES = {'wave': TaskRecipe(),
            'reach': TaskRecipe(observed_fields=('position',),
                                train={'relative_inputs': True, 'absolute_positions': False,
-                                      'obs_noise_std': 0.2})}
+                                      'obs_noise_std': 0.2}),
+           'detour': TaskRecipe(observed_fields=('position',),
+                                train={'relative_inputs': True, 'obs_noise_std': 0.1})}
+SCENES = {'detour': DETOUR_OBSTACLE}     # sim_robot's obstacle per task (none: no entry)
 
 
 def demonstrator_config(settings: Settings, task: str, *, training: bool) -> DemonstratorConfig:
@@ -90,7 +104,7 @@ def record_demonstrations(graph: SimGraph, task: str, session: str, seed: int, e
                           config: DemonstratorConfig) -> Path:
     """The demonstrator performs ``episodes`` episodes of ``task`` while the recorder records."""
     topics = ['/joint_states', DEMO_TOPIC, COMMAND_TOPIC] + \
-        ([GOAL_TOPIC] if task == 'reach' else [])
+        ([GOAL_TOPIC] if Task(task) in GOAL_TASKS else [])
     graph.start_recorder(task, session, topics)
     longest = max(make_episode(task, seed, i, config).duration_s for i in range(episodes))
     graph.start('demonstrator', 'il_policy_node.nodes.demonstrator_node', {
@@ -125,6 +139,11 @@ def score_runs(folder: Path, episodes: list[Episode], command_topic: str,
         t, q, _ = load_run(bag, command_topic, episode.joint_names)
         if episode.task.value == 'wave':
             scores.append(score_wave(t, q, reference, lower=lower, upper=upper))
+        elif episode.task.value == 'detour':
+            scores.append(score_detour(
+                t, q, episode.goal, episode.move_s, lower=lower, upper=upper,
+                touching=obstacle_frames(MODEL, SCENES['detour'], q),
+                demonstration=lambda times, e=episode: e.sample(times)[0]))
         else:
             scores.append(score_reach(
                 t, q, episode.goal, episode.move_s, lower=lower, upper=upper,
@@ -140,7 +159,9 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
     folder.mkdir(parents=True, exist_ok=True)
     if task not in RECIPES:
         raise StageError(f'unknown arm task {task!r}; known: {sorted(RECIPES)}')
-    graph = SimGraph(folder, MODEL, task)
+    scene = SCENES.get(task)
+    graph = SimGraph(folder, MODEL, task,
+                     {'obstacle': scene.parameters} if scene is not None else None)
     try:
         _log.info('%s: recording %d demonstrations', task, settings.episodes)
         bags = record_demonstrations(graph, task, 'demonstrations', settings.seed,
@@ -150,7 +171,8 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
             'timestamps': 'receive',
             'observation': {'topic': '/joint_states',
                             'fields': list(RECIPES[task].observed_fields),
-                            'extra': [{'topic': GOAL_TOPIC}] if task == 'reach' else []},
+                            'extra': [{'topic': GOAL_TOPIC}] if Task(task) in GOAL_TASKS
+                            else []},
             'action': {'source': 'command', 'topic': DEMO_TOPIC}}
         policy, open_loop = run_pipeline(task, bags, folder, settings, dataset_config,
                                          RECIPES[task].train)
@@ -167,7 +189,8 @@ def run_arm_task(task: str, settings: Settings) -> TaskResult:
                       settings.rollouts)
             rollouts, loop = run_policy(graph, task, policy,
                                         [held_out_run(e) for e in held_out], info.joint_names,
-                                        lower, upper, GOAL_TOPIC if task == 'reach' else None)
+                                        lower, upper,
+                                        GOAL_TOPIC if Task(task) in GOAL_TASKS else None)
     finally:
         graph.close()
     result = TaskResult(

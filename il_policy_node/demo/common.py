@@ -114,8 +114,12 @@ class HeldOutRun:
 class SimGraph:
     """sim_robot and the other nodes as processes on a private domain, plus an operator node."""
 
-    def __init__(self, out: Path, model: str, name: str) -> None:
-        """``out``: the folder of the node logs and the bags; ``model``: the simulated robot."""
+    def __init__(self, out: Path, model: str, name: str,
+                 sim_params: dict[str, Any] | None = None) -> None:
+        """The graph's sim_robot runs ``model``; node logs and bags go to ``out``.
+
+        ``sim_params``: more sim_robot parameters (e.g. the detour task's obstacle).
+        """
         from domain_coordinator import domain_id
 
         from il_policy_node.ros.local_graph import local_ros_env
@@ -127,7 +131,7 @@ class SimGraph:
         self.processes: dict[str, subprocess.Popen] = {}
         self.operator = Operator(self.domain, f'demo_operator_{name}')
         self.start('sim_robot', 'il_policy_node.nodes.sim_robot_node',
-                   {'model': model, 'publish_rate_hz': SIM_RATE_HZ})
+                   {'model': model, 'publish_rate_hz': SIM_RATE_HZ, **(sim_params or {})})
 
     def start(self, name: str, module: str, params: dict[str, Any],
               remaps: dict[str, str] | None = None) -> subprocess.Popen:

@@ -16,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import mujoco
 import numpy as np
+
+from il_policy_node.robots.models import Obstacle, actuated_joints, load_model, obstacle_contacts
 
 GRID_DT_S = 0.01          # runs are resampled on this grid before scoring
 LIMIT_SLACK_RAD = 1e-3    # tolerance of the limit check (sensor noise, solver slack)
@@ -191,6 +194,32 @@ def score_reach(t: np.ndarray, q: np.ndarray, goal: np.ndarray, demonstrated_s: 
     if violations:
         reasons.append(f'{violations} samples outside the joint limits')
     return Score('reach', not reasons, rmse, '; '.join(reasons), details)
+
+
+def obstacle_frames(model_name: str, obstacle: Obstacle, q: np.ndarray) -> int:
+    """Samples of joint positions ``q`` [n, joints] at which the robot touches ``obstacle``."""
+    model = load_model(model_name, obstacle)
+    data = mujoco.MjData(model)
+    qpos = model.jnt_qposadr[actuated_joints(model_name, model)]
+    touching = 0
+    for row in q:
+        data.qpos[qpos] = row
+        mujoco.mj_forward(model, data)
+        touching += obstacle_contacts(model, data) > 0
+    return touching
+
+
+def score_detour(t: np.ndarray, q: np.ndarray, goal: np.ndarray, demonstrated_s: float, *,
+                 lower: np.ndarray, upper: np.ndarray, touching: int,
+                 demonstration: Callable[[np.ndarray], np.ndarray] | None = None) -> Score:
+    """The reach criterion, and no sample touching the obstacle (``touching``: how many did)."""
+    reach = score_reach(t, q, goal, demonstrated_s, lower=lower, upper=upper,
+                        demonstration=demonstration)
+    reasons = [reach.reason] if reach.reason else []
+    if touching:
+        reasons.append(f'{touching} samples touch the obstacle')
+    return Score('detour', not reasons, reach.rmse_rad, '; '.join(reasons),
+                 {**reach.details, 'obstacle_samples': touching})
 
 
 def summarize(scores: list[Score]) -> dict[str, Any]:

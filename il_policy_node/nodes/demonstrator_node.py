@@ -52,6 +52,7 @@ from il_policy_node.sim.demonstrator import (
     ARM6_JOINTS,
     ARM6_LOWER,
     ARM6_UPPER,
+    GOAL_TASKS,
     DemonstratorConfig,
     Episode,
     Task,
@@ -65,7 +66,7 @@ def _d(name: str):
 
 
 PARAMETERS = (
-    ParamSpec('task', 'wave', "Task to demonstrate: 'wave' or 'reach'."),
+    ParamSpec('task', 'wave', "Task to demonstrate: 'wave', 'reach' or 'detour'."),
     ParamSpec('joint_names', list(ARM6_JOINTS), 'Joints of the controller, in the order of '
                                                 'every per-joint parameter.'),
     ParamSpec('position_lower_limits', list(ARM6_LOWER), 'Lower position limits (rad).'),
@@ -164,7 +165,7 @@ class DemonstratorNode(Node):
         try:
             self.task = Task(params['task'])
         except ValueError:
-            raise ConfigError(f"parameter task must be 'wave' or 'reach', got "
+            raise ConfigError(f'parameter task must be one of {[t.value for t in Task]}, got '
                               f"{params['task']!r}") from None
         self.config = config_from_parameters(params)
         self.episodes = [make_episode(self.task, int(params['seed']), i, self.config)
@@ -179,7 +180,7 @@ class DemonstratorNode(Node):
         self._command_pub = self.create_publisher(JointState, 'demo/joint_command', 10)
         self._robot_pub = self.create_publisher(JointTrajectory, CONTROLLER_TOPIC, COMMAND_QOS)
         self._goal_pub = self.create_publisher(JointState, 'demo/goal', LATCHED_QOS) \
-            if self.task is Task.REACH else None
+            if self.task in GOAL_TASKS else None
         self._episode_pub = self.create_publisher(String, '~/episode', EPISODE_QOS)
         self._recorder = RecorderEpisodes(
             self, str(params['recorder']), service_timeout_s=float(params['service_timeout_s']),

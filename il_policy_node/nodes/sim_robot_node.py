@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from il_policy_node.errors import ConfigError
-from il_policy_node.robots.models import urdf_path
+from il_policy_node.robots.models import Obstacle, urdf_path
 from il_policy_node.ros.conversions import JointStateMessage, seconds
 from il_policy_node.ros.diagnostics import node_status
 from il_policy_node.ros.params import ParamSpec, declare_and_read
@@ -42,6 +42,9 @@ from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, Tr
 
 PARAMETERS = (
     ParamSpec('model', 'arm6', 'Robot model (il_policy_node/robots/<model>.xml and .urdf).'),
+    ParamSpec('obstacle', Parameter.Type.DOUBLE_ARRAY,
+              'A post in the scene the links collide with: [x, y, z, radius, half_height] (m, '
+              'world frame); empty = none (the detour task sets it).'),
     ParamSpec('publish_rate_hz', 500.0, 'joint_states rate; physics advances at each publish.',
               float_range=(1.0, 5000.0)),
     ParamSpec('initial_positions', Parameter.Type.DOUBLE_ARRAY,
@@ -78,7 +81,8 @@ class SimRobotNode(Node):
         super().__init__(node_name, **kwargs)
         params = declare_and_read(self, PARAMETERS)
         self.sim = RobotSimulation(params['model'], seed=int(params['seed']),
-                                   position_noise_std=float(params['position_noise_std']))
+                                   position_noise_std=float(params['position_noise_std']),
+                                   obstacle=Obstacle.of(params['obstacle'] or []))
         self.joint_names = self.sim.joint_names
         self.sim.reset(self._initial_positions(params['initial_positions']))
         self.add_on_set_parameters_callback(self._on_set_parameters)

@@ -113,9 +113,63 @@ def info_from_mujoco(name: str, model: mujoco.MjModel) -> RobotModelInfo:
         velocity_limits=tuple(float(v) for v in velocity), home=tuple(float(v) for v in home))
 
 
-def load_model(name: str) -> mujoco.MjModel:
-    """The compiled MuJoCo model ``name``."""
-    return mujoco.MjModel.from_xml_path(str(model_path(name)))
+@dataclass(frozen=True)
+class Obstacle:
+    """A fixed upright cylinder in the scene (world frame, m) that the robot's links touch.
+
+    ``parameters`` is its sim_robot parameter: [x, y, z, radius, half_height].
+    """
+
+    x: float
+    y: float
+    z: float
+    radius: float
+    half_height: float
+
+    @classmethod
+    def of(cls, values) -> 'Obstacle | None':
+        """From a parameter value: 5 numbers, or empty for none; SimError otherwise."""
+        values = [float(v) for v in values]
+        if not values:
+            return None
+        if len(values) != 5 or min(values[3:]) <= 0 or not np.isfinite(values).all():
+            raise SimError(f'obstacle must be [x, y, z, radius, half_height] with radius and '
+                           f'half_height > 0, got {values}')
+        return cls(*values)
+
+    @property
+    def parameters(self) -> list[float]:
+        return [self.x, self.y, self.z, self.radius, self.half_height]
+
+
+OBSTACLE_GEOM = 'obstacle'
+
+
+def load_model(name: str, obstacle: Obstacle | None = None) -> mujoco.MjModel:
+    """The compiled MuJoCo model ``name``, with ``obstacle`` in its scene.
+
+    With an obstacle, the robot's links collide with it (and still with nothing else: the
+    models' links collide with nothing by default).
+    """
+    if obstacle is None:
+        return mujoco.MjModel.from_xml_path(str(model_path(name)))
+    spec = mujoco.MjSpec.from_file(str(model_path(name)))
+    for geom in spec.geoms:
+        if geom.parent.name != 'world':
+            geom.contype, geom.conaffinity = 2, 0      # links: collide with conaffinity 2
+    spec.worldbody.add_geom(
+        name=OBSTACLE_GEOM, type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[obstacle.radius, obstacle.half_height, 0.0],
+        pos=[obstacle.x, obstacle.y, obstacle.z], contype=0, conaffinity=2,
+        rgba=[0.8, 0.3, 0.2, 1.0])
+    return spec.compile()
+
+
+def obstacle_contacts(model: mujoco.MjModel, data: mujoco.MjData) -> int:
+    """Contacts of the robot with the obstacle geometry in ``data`` (after a forward pass)."""
+    geom = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, OBSTACLE_GEOM)
+    contacts = data.contact[:data.ncon]
+    return int(np.count_nonzero((contacts.geom1 == geom) | (contacts.geom2 == geom)))
 
 
 def model_info(name: str) -> RobotModelInfo:

@@ -9,6 +9,11 @@ Tasks (everything per joint is an array in ``joint_names`` order):
   ``q(t) = center + scale * amplitude * sin(2*pi*t/period + phase)`` (positions, velocities
   and accelerations continuous at the end of the blend), then ``wave_cycles`` cycles. Each
   episode draws its own period (tempo) and amplitude scale around the nominal ones.
+- ``detour``: from a random start near ``detour_start`` to a random goal near
+  ``detour_goal``, with DETOUR_OBSTACLE (a post, in sim_robot's scene) in the way of the
+  straight path: a minimum-jerk move to a way point beside it, on the left or on the right
+  at random (the shoulder pan turned by +- ``detour_side_rad`` half way), then on to the
+  goal, then a hold. Averaging the two ways gives the straight path into the post.
 - ``reach``: from a random start pose, a minimum-jerk move to a random goal whose duration
   grows with the distance (``reach_base_s + distance / reach_speed_rad_s``, with jitter), then
   a hold at the goal for ``reach_hold_s``. With ``reaches_per_episode`` = n > 1 the episode
@@ -28,6 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from il_policy_node.errors import ConfigError
+from il_policy_node.robots.models import Obstacle
 
 ARM6_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
                'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
@@ -44,6 +50,13 @@ NOISE_FADE_S = 0.5       # the perturbation fades in after the start and out bef
 class Task(str, Enum):
     WAVE = 'wave'
     REACH = 'reach'
+    DETOUR = 'detour'
+
+
+GOAL_TASKS = (Task.REACH, Task.DETOUR)      # tasks that publish the goal being reached
+# The detour task's obstacle: a post that the straight joint-space path from the detour
+# starts to their goals runs into, and that a way round on either side clears.
+DETOUR_OBSTACLE = Obstacle(x=0.45, y=0.1, z=0.85, radius=0.06, half_height=0.2)
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,8 @@ class Teaching:
 
 TEACHING_RATE_HZ = 50.0           # demonstrations commanded, policies trained and run at this
 TEACHING = {Task.WAVE: Teaching(drive_noise_rad=0.05),
-            Task.REACH: Teaching(drive_noise_rad=0.1, reaches_per_episode=4)}
+            Task.REACH: Teaching(drive_noise_rad=0.1, reaches_per_episode=4),
+            Task.DETOUR: Teaching(drive_noise_rad=0.03)}
 
 
 def _tuple(values, n: int, name: str) -> tuple[float, ...]:
@@ -81,7 +95,8 @@ class DemonstratorConfig:
     """Everything that shapes the demonstrations; the defaults are for the arm6 model.
 
     Per-joint fields take one value per joint (``joint_names`` order) or a single value for
-    all joints. Empty ``wave_center`` = ``home``; empty reach goal bounds = the limits.
+    all joints. Empty ``wave_center`` and detour poses = ``home``; empty reach goal bounds =
+    the limits.
     """
 
     joint_names: tuple[str, ...] = ARM6_JOINTS
@@ -108,6 +123,12 @@ class DemonstratorConfig:
     reach_duration_jitter: float = 0.1      # move duration times uniform 1 +- this
     reach_hold_s: float = 1.0
     reaches_per_episode: int = 1
+    # detour (DETOUR_OBSTACLE in the way; poses drawn uniformly in +- detour_range_rad;
+    # empty = home)
+    detour_start: tuple[float, ...] = (0.0, -0.5, 1.0, 0.0, 0.5, 0.0)
+    detour_goal: tuple[float, ...] = (0.0, 0.9, 0.6, 0.0, 0.5, 0.0)
+    detour_range_rad: float = 0.08
+    detour_side_rad: float = 0.9            # the shoulder pan's turn at the way point
     # DART-style perturbation of what the robot is sent (the recorded command stays clean):
     # smooth noise of this std per joint, up to drive_noise_hz, so the demonstrations also
     # show states off the nominal motion and the command that leads back. 0 = none.
@@ -124,6 +145,8 @@ class DemonstratorConfig:
         for name in ('lower_limits', 'upper_limits', 'home', 'start_range_rad',
                      'wave_amplitudes_rad', 'wave_phases_rad'):
             set_(self, name, _tuple(getattr(self, name), n, name))
+        for name in ('detour_start', 'detour_goal'):
+            set_(self, name, _tuple(getattr(self, name) or self.home, n, name))
         set_(self, 'wave_center', _tuple(self.wave_center or self.home, n, 'wave_center'))
         set_(self, 'reach_goal_lower',
              _tuple(self.reach_goal_lower or self.lower_limits, n, 'reach_goal_lower'))
@@ -241,7 +264,7 @@ class Episode:
     amplitude_scale: float | None = None    # wave only
     cycles: int | None = None           # wave only
     entry_s: float | None = None        # wave only: blend from the start onto the cycle
-    move_s: float | None = None         # reach only: the first minimum-jerk move
+    move_s: float | None = None         # reach: the first minimum-jerk move; detour: all
     hold_s: float | None = None         # reach only: the hold after each move
     # reach only: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time
     waypoints: np.ndarray | None = field(default=None, repr=False)
@@ -266,7 +289,7 @@ class Episode:
         t = np.asarray(t, np.float64)
         inside = (t >= 0.0) & (t <= self.duration_s)
         tc = np.clip(t, 0.0, self.duration_s)
-        if self.task is Task.REACH:
+        if self.task is not Task.WAVE:
             move, t0 = self._reach_segment(tc)
             positions, velocities = min_jerk(self.waypoints[move], self.waypoints[move + 1],
                                              self.moves_s[move], tc - t0)
@@ -289,7 +312,9 @@ class Episode:
         return move, starts[move]
 
     def goal_at(self, t: float) -> np.ndarray:
-        """The goal being reached at ``t`` (reach only)."""
+        """The goal being reached at ``t`` (reach and detour: the way point is not a goal)."""
+        if self.task is Task.DETOUR:
+            return self.goal
         move, _ = self._reach_segment(np.clip(np.asarray(t, np.float64), 0.0, self.duration_s))
         return self.waypoints[move + 1]
 
@@ -372,14 +397,39 @@ def reach_episode(config: DemonstratorConfig, rng: np.random.Generator,
         drive_noise=_drive_noise(config, rng))
 
 
+def detour_episode(config: DemonstratorConfig, rng: np.random.Generator,
+                   index: int = 0) -> Episode:
+    span = config.detour_range_rad
+    start = np.clip(np.asarray(config.detour_start) + rng.uniform(-span, span, len(
+        config.joint_names)), config.safe_lower, config.safe_upper)
+    goal = np.clip(np.asarray(config.detour_goal) + rng.uniform(-span, span, len(
+        config.joint_names)), config.safe_lower, config.safe_upper)
+    side = 1.0 if rng.uniform() < 0.5 else -1.0
+    via = 0.5 * (start + goal)
+    via[0] += side * config.detour_side_rad
+    waypoints, moves = [start, via, goal], []
+    for a, b in zip(waypoints[:-1], waypoints[1:]):
+        move = (config.reach_base_s + float(np.linalg.norm(b - a)) / config.reach_speed_rad_s) \
+            * (1.0 + rng.uniform(-1.0, 1.0) * config.reach_duration_jitter)
+        moves.append(max(move, 1e-3))
+    return Episode(
+        index=index, task=Task.DETOUR, joint_names=config.joint_names,
+        start=_readonly(start), goal=_readonly(goal), move_s=float(sum(moves)),
+        duration_s=float(sum(moves) + config.reach_hold_s), hold_s=0.0,
+        waypoints=_readonly(waypoints), moves_s=_readonly(moves),
+        drive_noise=_drive_noise(config, rng))
+
+
+MAKERS = {Task.WAVE: wave_episode, Task.REACH: reach_episode, Task.DETOUR: detour_episode}
+
+
 def make_episode(task: Task | str, seed: int, index: int,
                  config: DemonstratorConfig | None = None) -> Episode:
     """Episode ``index`` of ``episodes(task, seed, config)``, on its own."""
     config = config or DemonstratorConfig()
     task = Task(task)
-    rng = np.random.default_rng([int(seed), int(index), 0 if task is Task.WAVE else 1])
-    make = wave_episode if task is Task.WAVE else reach_episode
-    return make(config, rng, index)
+    rng = np.random.default_rng([int(seed), int(index), list(Task).index(task)])
+    return MAKERS[task](config, rng, index)
 
 
 def episodes(task: Task | str, seed: int,

@@ -24,6 +24,7 @@ import numpy as np
 
 from il_policy_node.errors import SimError
 from il_policy_node.robots.models import (
+    Obstacle,
     RobotModelInfo,
     actuated_joints,
     info_from_mujoco,
@@ -47,10 +48,10 @@ class RobotSimulation:
     """MuJoCo physics of one robot model plus its trajectory controller."""
 
     def __init__(self, model: str = 'arm6', *, seed: int = 0,
-                 position_noise_std: float = 0.0) -> None:
+                 position_noise_std: float = 0.0, obstacle: Obstacle | None = None) -> None:
         if not position_noise_std >= 0.0:
             raise SimError(f'position_noise_std must be >= 0, got {position_noise_std}')
-        self.model = load_model(model)
+        self.model = load_model(model, obstacle)
         self.data = mujoco.MjData(self.model)
         self.info: RobotModelInfo = info_from_mujoco(model, self.model)
         self.joint_names = self.info.joint_names

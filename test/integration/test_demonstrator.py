@@ -118,7 +118,7 @@ def test_a_missing_recorder_ends_the_demonstrator_with_an_error(graph):
 def test_bad_parameters_end_the_demonstrator_with_an_error(graph):
     demonstrator = graph.spawn(DEMONSTRATOR, ros_args({'task': 'juggle'}), 'demonstrator')
     assert demonstrator.popen.wait(timeout=30.0) != 0
-    assert "'wave' or 'reach'" in demonstrator.log()
+    assert "task must be one of ['wave', 'reach', 'detour']" in demonstrator.log()
 
 
 # -- config/demonstrator.yaml ----------------------------------------------------------------

@@ -227,7 +227,7 @@ def test_episode_info_is_json_friendly():
         assert info['index'] == 1 and info['task'] == task.value
         assert len(info['start']) == len(CONFIG.joint_names)
         assert (info['goal'] is None) == (task is Task.WAVE)
-        assert (info['period_s'] is None) == (task is Task.REACH)
+        assert (info['period_s'] is None) == (task is not Task.WAVE)
 
 
 # -- reference ---------------------------------------------------------------------------------
@@ -260,8 +260,10 @@ def test_config_is_generic_in_the_joints_and_repeats_single_values():
     config = DemonstratorConfig(joint_names=('a', 'b'), lower_limits=(-1.0,), upper_limits=(1.0,),
                                 home=(0.0, 0.2), start_range_rad=(0.1,),
                                 wave_amplitudes_rad=(0.3, 0.1), wave_phases_rad=(0.0, 1.0),
-                                reach_goal_lower=(), reach_goal_upper=())
+                                reach_goal_lower=(), reach_goal_upper=(), detour_start=(),
+                                detour_goal=())
     assert config.lower_limits == (-1.0, -1.0) and config.wave_center == (0.0, 0.2)
+    assert config.detour_start == config.detour_goal == (0.0, 0.2)
     for task in Task:
         episode = make_episode(task, 0, 0, config)
         positions, velocities = episode.sample(times(episode, 101))
