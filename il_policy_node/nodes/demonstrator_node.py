@@ -2,7 +2,8 @@
 
 Like an operator with a pedal, for each episode of il_policy_node.sim.demonstrator:
   1. moves the robot to the episode's start pose (one JointTrajectory point at settle_s on
-     ``joint_trajectory_controller/joint_trajectory``) and waits settle_s (+ a margin);
+     ``joint_trajectory_controller/joint_trajectory``, after the episode's approach poses if
+     it has any: the detour's way point) and waits settle_s (+ a margin);
   2. calls ``<recorder>/start_episode`` (std_srvs/Trigger; a refusal is retried until
      service_timeout_s);
   3. streams the demonstration at command_rate_hz: sensor_msgs/JointState on
@@ -241,10 +242,14 @@ class DemonstratorNode(Node):
     def move_to_start(self, now: float) -> float:
         episode = self.episode
         if self.drive_robot:
-            point = JointTrajectoryPoint(positions=[float(p) for p in episode.start],
-                                         time_from_start=duration_msg(self.settle_s))
+            poses = ([] if episode.approach is None else list(episode.approach)) + \
+                [episode.start]
+            points = [JointTrajectoryPoint(positions=[float(p) for p in pose],
+                                           time_from_start=duration_msg(
+                                               self.settle_s * (i + 1) / len(poses)))
+                      for i, pose in enumerate(poses)]
             self._robot_pub.publish(JointTrajectory(joint_names=list(episode.joint_names),
-                                                    points=[point]))
+                                                    points=points))
         self.get_logger().info(f'episode {episode.index + 1}/{len(self.episodes)} '
                                f'({episode.task.value}, {episode.duration_s:.2f} s): '
                                f'moving to the start pose')

@@ -272,6 +272,9 @@ class Episode:
     center: np.ndarray | None = field(default=None, repr=False)       # wave only
     amplitudes: np.ndarray | None = field(default=None, repr=False)   # wave, scaled
     phases: np.ndarray | None = field(default=None, repr=False)       # wave only
+    # poses to pass on the way to the start before the episode (detour: its way point, so
+    # the robot does not go through the post from the last goal); None = straight there
+    approach: np.ndarray | None = field(default=None, repr=False)
     # the robot-command perturbation: amplitude, frequency (Hz), phase of each [component,
     # joint] sinusoid; None = no perturbation
     drive_noise: np.ndarray | None = field(default=None, repr=False)  # [3, components, J]
@@ -417,7 +420,7 @@ def detour_episode(config: DemonstratorConfig, rng: np.random.Generator,
         start=_readonly(start), goal=_readonly(goal), move_s=float(sum(moves)),
         duration_s=float(sum(moves) + config.reach_hold_s), hold_s=0.0,
         waypoints=_readonly(waypoints), moves_s=_readonly(moves),
-        drive_noise=_drive_noise(config, rng))
+        approach=_readonly([via]), drive_noise=_drive_noise(config, rng))
 
 
 MAKERS = {Task.WAVE: wave_episode, Task.REACH: reach_episode, Task.DETOUR: detour_episode}

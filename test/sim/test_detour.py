@@ -26,6 +26,12 @@ def test_demonstrations_go_round_on_both_sides_and_never_touch_the_post():
         np.testing.assert_allclose(_path(e)[-1], e.goal, atol=1e-9)
         np.testing.assert_allclose(e.goal_at(0.0), e.goal)       # the way point is no goal
         assert obstacle_frames('arm6', DETOUR_OBSTACLE, _path(e)) == 0, e.index
+    # between episodes the robot goes from the last goal to the next start by the way point
+    for previous, e in zip(episodes[:-1], episodes[1:]):
+        path = [previous.goal, *e.approach, e.start]
+        moves = np.concatenate([a + np.linspace(0.0, 1.0, 40)[:, None] * (b - a)
+                                for a, b in zip(path[:-1], path[1:])])
+        assert obstacle_frames('arm6', DETOUR_OBSTACLE, moves) == 0, e.index
     # what a squared-error policy learns from both ways: their average, into the post
     left = next(e for e in episodes if e.waypoints[1][0] > e.start[0])
     right = next(e for e in episodes if e.waypoints[1][0] < e.start[0])
