@@ -236,6 +236,12 @@ class PolicyNode(LifecycleNode):
         if self._command_pub is not None:
             self._command_pub.wait_for_all_acked(Duration(seconds=HOLD_ACK_TIMEOUT_S))
 
+    def destroy_node(self) -> None:
+        """Stop the inference thread (a process must not end while it computes), then the node."""
+        if self._controller is not None:
+            self._controller.runtime.close()
+        super().destroy_node()
+
     def _release(self) -> None:
         for sub in (self._state_sub, *self._input_subs):
             if sub is not None:
