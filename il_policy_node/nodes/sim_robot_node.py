@@ -42,11 +42,11 @@ from il_policy_node.sim.trajectory import TrajectoryCommand, TrajectoryPoint, Tr
 
 PARAMETERS = (
     ParamSpec('model', 'arm6', 'Robot model (il_policy_node/robots/<model>.xml and .urdf).'),
+    ParamSpec('publish_rate_hz', 500.0, 'joint_states rate; physics advances at each publish.',
+              float_range=(1.0, 5000.0)),
     ParamSpec('obstacle', Parameter.Type.DOUBLE_ARRAY,
               'A post in the scene the links collide with: [x, y, z, radius, half_height] (m, '
               'world frame); empty = none (the detour task sets it).'),
-    ParamSpec('publish_rate_hz', 500.0, 'joint_states rate; physics advances at each publish.',
-              float_range=(1.0, 5000.0)),
     ParamSpec('initial_positions', Parameter.Type.DOUBLE_ARRAY,
               'Start pose and ~/reset pose, in the model joint order; empty = home. '
               'Settable at runtime (used by the next ~/reset).'),
