@@ -101,6 +101,7 @@ class PolicyRuntime:
         self._background: BackgroundInference | None = None
         self._generation = 0                             # runs since construction
         self._previous_chunk = np.zeros((h, a), np.float32)   # chunk mode: fading out
+        self._fading = np.zeros(a, np.float64)                 # its row at this tick
         self._previous_tick = NEVER
         self._spliced_at = NEVER
         self.late_inferences = 0      # async: results that arrived after their whole chunk
@@ -229,20 +230,18 @@ class PolicyRuntime:
             faded = tick - self._spliced_at
             if faded < SEAM_TICKS and tick - self._previous_tick < h:
                 weight = (faded + 1) / (SEAM_TICKS + 1)
-                old = self._read_previous(tick - self._previous_tick + lookahead)
+                old = self._fading
+                self._read_chunk(self._previous_chunk, tick - self._previous_tick + lookahead,
+                                 old)
                 self._action *= weight
-                self._action += (1.0 - weight) * old
+                old *= 1.0 - weight
+                self._action += old
             return self._action
         self.hold_reason = background.error or (
             'waiting for the first chunk' if self._spliced_at == NEVER else
             f'no chunk covers this tick: the last inference took {self.inference_s * 1e3:.0f} '
             f'ms, the chunk lasts {h * self.period_s * 1e3:.0f} ms')
         return None
-
-    def _read_previous(self, at: float) -> np.ndarray:
-        out = np.empty_like(self._action)
-        self._read_chunk(self._previous_chunk, at, out)
-        return out
 
     def _due(self, tick: int) -> bool:
         """Async: start an inference now? Ensemble: always; chunk: before the chunk runs out."""

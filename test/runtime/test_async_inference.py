@@ -5,6 +5,7 @@ step, so a target equal to the tick shows that the chunk was read from its obser
 (the prefix elapsed during inference skipped). A gate stands between the background thread
 and the module, so each test decides at which tick an inference finishes.
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -45,11 +46,17 @@ def policy(tmp_path):
     return load_policy(export(TickChunkPolicy(), tmp_path / 'p.pt', JOINTS, horizon=H))
 
 
+@contextlib.contextmanager
 def _async(policy, **options):
+    """An async runtime whose inferences pass ``gate``; gate opened and thread stopped after."""
     runtime = PolicyRuntime(policy, ChunkOptions(inference='async', **options))
     gate = Gate(policy.module)
     background = runtime.start_background(gate)
-    return runtime, gate, background
+    try:
+        yield runtime, gate, background
+    finally:
+        gate.allowed.release(10)
+        runtime.close()
 
 
 def _finish(gate, background):
@@ -58,8 +65,8 @@ def _finish(gate, background):
 
 
 def test_ensemble_splices_the_chunk_at_its_observation_tick(policy):
-    runtime, gate, background = _async(policy, execution='ensemble', ensemble_decay=0.0)
-    try:
+    with _async(policy, execution='ensemble',
+                ensemble_decay=0.0) as (runtime, gate, background):
         assert runtime.step(_fields(0.0)) is None          # tick 0: inference of tick 0 starts
         assert runtime.hold_reason == 'waiting for the first chunk'
         assert runtime.step(_fields(1.0)) is None
@@ -75,28 +82,20 @@ def test_ensemble_splices_the_chunk_at_its_observation_tick(policy):
         assert runtime.step(_fields(5.0))[0] == pytest.approx(5.0)
         assert runtime.step(_fields(6.0)) is None
         assert 'no chunk covers this tick' in runtime.hold_reason
-    finally:
-        gate.allowed.release(10)
-        runtime.close()
 
 
 def test_a_result_older_than_its_chunk_is_dropped_and_counted(policy):
-    runtime, gate, background = _async(policy, execution='ensemble')
-    try:
+    with _async(policy, execution='ensemble') as (runtime, gate, background):
         runtime.step(_fields(0.0))
         for t in range(1, H + 1):
             assert runtime.step(_fields(float(t))) is None
         _finish(gate, background)
         assert runtime.step(_fields(H + 1.0)) is None       # observed at 0, whole chunk elapsed
         assert runtime.late_inferences == 1 and runtime.inferences == 1
-    finally:
-        gate.allowed.release(10)
-        runtime.close()
 
 
 def test_chunk_mode_fades_the_new_chunk_in_over_the_seam(policy):
-    runtime, gate, background = _async(policy, execution='chunk', replan_every=2)
-    try:
+    with _async(policy, execution='chunk', replan_every=2) as (runtime, gate, background):
         runtime.step(_fields(0.0))
         _finish(gate, background)
         got = [runtime.step(_fields(10.0))[0]]              # tick 1: chunk 0 at 1; submits
@@ -106,22 +105,15 @@ def test_chunk_mode_fades_the_new_chunk_in_over_the_seam(policy):
         old, new = 2.0, 10.0 + 1.0                          # chunk 0 at 2, new chunk at 2 - 1
         weight = 1 / (SEAM_TICKS + 1)
         assert got == pytest.approx([1.0, (1 - weight) * old + weight * new])
-    finally:
-        gate.allowed.release(10)
-        runtime.close()
 
 
 def test_reset_drops_an_inference_of_the_previous_run(policy):
-    runtime, gate, background = _async(policy, execution='ensemble')
-    try:
+    with _async(policy, execution='ensemble') as (runtime, gate, background):
         runtime.step(_fields(50.0))
         runtime.reset()
         _finish(gate, background)
         assert runtime.step(_fields(0.0)) is None           # the chunk of 50 is never used
         assert runtime.inferences == 0
-    finally:
-        gate.allowed.release(10)
-        runtime.close()
 
 
 def test_auto_picks_async_for_a_module_slower_than_a_quarter_period(tmp_path):
@@ -157,9 +149,8 @@ def test_the_controller_repeats_its_last_command_and_counts_no_chunk(policy):
         'state_timeout_s': 0.05, 'ramp_in_s': 0.5, 'position_lower_limits': [-1.0, -1.0],
         'position_upper_limits': [1.0, 1.0], 'max_velocity_rad_s': [2.0],
         'inference': 'async'})
-    runtime, gate, background = _async(policy, execution='ensemble')
-    controller = PolicyController(config, runtime)
-    try:
+    with _async(policy, execution='ensemble') as (runtime, _, _):
+        controller = PolicyController(config, runtime)
         controller.activate()
         controller.on_joint_state(JOINTS, np.array([0.5, 0.5]), np.zeros(2), 0)
         command = controller.tick(1_000)
@@ -167,6 +158,3 @@ def test_the_controller_repeats_its_last_command_and_counts_no_chunk(policy):
         assert command.positions == pytest.approx([0.5, 0.5])      # the measured pose, kept
         assert controller.counts[Intervention.NO_CHUNK] == 1
         assert controller.hold_reason == 'waiting for the first chunk'
-    finally:
-        gate.allowed.release(10)
-        runtime.close()
