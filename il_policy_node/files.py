@@ -25,9 +25,11 @@ def fsync_directory(path: Path) -> None:
 
 
 def fsync_tree(folder: Path) -> None:
-    """Sync every file directly in ``folder``, then the folder itself."""
+    """Sync every file in ``folder`` and its subfolders, then the folders themselves."""
     for entry in folder.iterdir():
-        if entry.is_file():
+        if entry.is_dir():
+            fsync_tree(entry)
+        elif entry.is_file():
             with open(entry, 'rb') as stream:
                 os.fsync(stream.fileno())
     fsync_directory(folder)

@@ -16,6 +16,8 @@ from typing import Sequence
 from il_policy_node.cli import (
     bag_recover,
     dataset_build,
+    dataset_export_lerobot,
+    dataset_import_lerobot,
     dataset_info,
     evaluate,
     export,
@@ -47,9 +49,12 @@ needed. Set IL_POLICY_DEBUG=1 (or give --debug) to see tracebacks.'''
 
 # (group, its help, its description, verbs); group None: a top-level command
 COMMANDS: tuple[tuple[str | None, str, str, dict[str, ModuleType]], ...] = (
-    ('dataset', 'build a dataset from bags, or describe one',
+    ('dataset', 'build a dataset from bags, describe one, or convert from/to LeRobot',
      'Datasets: `dataset build` turns bags into a dataset directory, `dataset info` describes '
-     'a dataset or bags.', {'build': dataset_build, 'info': dataset_info}),
+     'a dataset or bags, `dataset export-lerobot` and `dataset import-lerobot` convert to and '
+     'from LeRobotDataset v3.0.',
+     {'build': dataset_build, 'info': dataset_info, 'export-lerobot': dataset_export_lerobot,
+      'import-lerobot': dataset_import_lerobot}),
     (None, '', '', {'train': train, 'export': export, 'eval': evaluate}),
     ('bag', 'repair bags', 'Bags: `bag recover` salvages episodes a killed recorder left.',
      {'recover': bag_recover}),

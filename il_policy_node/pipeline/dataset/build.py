@@ -213,7 +213,7 @@ def _helper(bags: list[str], order: list[int], config: DatasetConfig, counter: A
     done.put((None, None))
 
 
-def _split(names: list[str], seed: int, val_fraction: float) -> set[str]:
+def split_episodes(names: list[str], seed: int, val_fraction: float) -> set[str]:
     """The bags in the validation split: a seeded permutation of the sorted bag keys."""
     keys = sorted(set(names))
     n_val = int(round(val_fraction * len(keys)))
@@ -227,7 +227,7 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
               obs_joints: Sequence[str], extra_joints: Sequence[Sequence[str]],
               act_joints: Sequence[str], skipped: list[dict[str, str]]
               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    val_bags = _split([r.bag for r in results], config.seed, config.val_fraction)
+    val_bags = split_episodes([r.bag for r in results], config.seed, config.val_fraction)
     names_seen: dict[str, int] = {}
     obs_parts, act_parts, ep_parts, time_parts = [], [], [], []
     episodes = []
@@ -263,9 +263,9 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
               'actions': np.concatenate(act_parts),
               'episode': np.concatenate(ep_parts), 'time': np.concatenate(time_parts)}
     with ThreadPoolExecutor(max_workers=1) as pool:   # hashing releases the GIL
-        fingerprint = pool.submit(_fingerprint, arrays)
-        stats = _train_statistics(arrays, episodes)
-        digest = fingerprint.result()
+        hashing = pool.submit(fingerprint, arrays)
+        stats = train_statistics(arrays, episodes)
+        digest = hashing.result()
     manifest = {
         'format_version': DATASET_FORMAT_VERSION,
         'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
@@ -284,7 +284,7 @@ def _assemble(results: list[EpisodeResult], config: DatasetConfig,
     return manifest, arrays
 
 
-def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
+def fingerprint(arrays: dict[str, np.ndarray]) -> str:
     """16 hex chars of the sha256 of the arrays (their bytes, in DATASET_ARRAYS order)."""
     digest = hashlib.sha256()
     for key in DATASET_ARRAYS:
@@ -293,7 +293,7 @@ def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train_statistics(arrays: dict[str, np.ndarray], episodes: list[dict[str, Any]]
+def train_statistics(arrays: dict[str, np.ndarray], episodes: list[dict[str, Any]]
                       ) -> dict[str, dict[str, list[float]]]:
     """Statistics of the train episodes' rows (of every row when no episode is for training)."""
     train = [e for e in episodes if e['split'] == 'train'] or episodes
