@@ -13,7 +13,12 @@ from il_policy_node.pipeline.dataset.build import fingerprint
 from il_policy_node.pipeline.dataset.format import load_dataset
 from il_policy_node.pipeline.lerobot.layout import format_ranges, parse_ranges
 from il_policy_node.pipeline.lerobot.reader import import_lerobot
+from il_policy_node.pipeline.evaluate import evaluate_open_loop
+from il_policy_node.pipeline.export import export_run
 from il_policy_node.pipeline.lerobot.writer import export_lerobot
+from il_policy_node.pipeline.training.config import TrainConfig
+from il_policy_node.pipeline.training.loop import train
+from il_policy_node.runtime.artifact import load_policy
 from test.cli.test_cli import il_policy
 from test.support.datasets import RATE_HZ, sinusoids, write_arrays
 from test.support.shared import LEROBOT, shared_path
@@ -256,3 +261,17 @@ def test_cli_round_trip(tmp_path, ours):
     assert np.array_equal(load_dataset(tmp_path / 'back').actions, load_dataset(ours).actions)
     again = il_policy('dataset', 'export-lerobot', ours, '-o', tmp_path / 'lr')
     assert again.returncode == 1 and 'exists' in again.stderr
+
+
+def test_a_lerobot_dataset_trains_exports_and_evaluates(tmp_path):
+    """LeRobot's own folder -> train -> policy.pt that the runtime loads -> open-loop eval."""
+    import_lerobot(shared_path(LEROBOT / 'arm6_waves'), tmp_path / 'arm6')
+    config = TrainConfig(mlp={'hidden': [32]}, history=2, horizon=3, batch_size=64, epochs=2,
+                         patience=0, device='cpu', seed=0)
+    train(tmp_path / 'arm6', config=config, run_dir=tmp_path / 'run', progress=False)
+    export_run(tmp_path / 'run', tmp_path / 'policy.pt')
+    artifact = load_policy(tmp_path / 'policy.pt')
+    assert artifact.metadata.observation.extra[0].topic == '/goal'
+    assert artifact.metadata.joint_names == tuple(load_dataset(tmp_path / 'arm6').action_joints)
+    result = evaluate_open_loop(tmp_path / 'policy.pt', tmp_path / 'arm6')
+    assert np.isfinite(result.overall_rmse) and result.rmse.shape == (6,)

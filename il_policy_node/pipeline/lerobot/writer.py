@@ -7,6 +7,7 @@ table carries each episode's statistics; meta/stats.json aggregates them as LeRo
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,12 @@ def export_lerobot(dataset_dir: str | Path, output_dir: str | Path, *, task: str
     info_features = _info_features(features)
     table = _data_table(columns, info_features)
     files = _file_of_episodes(table.nbytes / max(len(frames), 1), lengths, data_files_size_mb)
-    stats = [_episode_stats(columns, info_features, a, n, fps)
-             for a, n in tqdm(zip(starts, lengths), total=len(lengths), desc='statistics',
-                              unit='episode', disable=not progress)]
+    sources = _stat_sources(dataset, rows, features)
+    stats = [_ordered(_episode_stats(sources, a, n, fps=fps, episode=e,
+                                     task=int(task_index[e])), info_features)
+             for e, (a, n) in enumerate(tqdm(zip(starts, lengths), total=len(lengths),
+                                             desc='statistics', unit='episode',
+                                             disable=not progress))]
     try:
         with atomic_directory(output_dir, overwrite=overwrite) as tmp:
             _write_data(tmp, table, starts, lengths, files, dataset.fingerprint, progress)
@@ -128,6 +132,20 @@ def _features(dataset: Dataset, rows: np.ndarray | slice) -> list[_Feature]:
     features.append(_Feature(layout.ACTION, dataset.action_joints,
                              np.ascontiguousarray(dataset.actions[rows], dtype=np.float32)))
     return features
+
+
+def _stat_sources(dataset: Dataset, rows: np.ndarray | slice, features: Sequence[_Feature]
+                  ) -> list[tuple[np.ndarray, list[tuple[str, slice]]]]:
+    """The observation and action arrays with the feature of each column block."""
+    blocks = layout.blocks_of(dataset.observation_spec())
+    return [(dataset.observations[rows], [(b.key, b.columns) for b in blocks]),
+            (features[-1].values, [(layout.ACTION, slice(None))])]
+
+
+def _ordered(stats: dict[str, dict[str, list]], info: dict[str, Any]
+             ) -> dict[str, dict[str, list]]:
+    """Features in info.json order, statistics in LeRobot's order."""
+    return {key: {name: stats[key][name] for name in layout.STATISTICS} for key in info}
 
 
 def _number(value: float) -> int | float:
@@ -193,7 +211,9 @@ def _write_data(root: Path, table: pa.Table, starts: Sequence[int], lengths: Seq
     for file, episodes in _groups(files):
         path = root / layout.DATA_PATH.format(**_location(file))
         path.parent.mkdir(parents=True, exist_ok=True)
-        with pq.ParquetWriter(path, schema) as writer:
+        # dictionary pages only for the columns that repeat (floats do not: it triples the time)
+        with pq.ParquetWriter(path, schema, use_dictionary=['episode_index', 'task_index']) \
+                as writer:
             for e in episodes:
                 writer.write_table(table.slice(starts[e], lengths[e]).replace_schema_metadata(
                     schema.metadata))
@@ -201,23 +221,44 @@ def _write_data(root: Path, table: pa.Table, starts: Sequence[int], lengths: Seq
     bar.close()
 
 
-def _episode_stats(columns: dict[str, np.ndarray], info: dict[str, dict[str, Any]],
-                   start: int, n: int, fps: float) -> dict[str, dict[str, list]]:
-    """LeRobot's per-episode statistics of every feature (min, max, mean, std, count, q..)."""
-    stats = {}
-    for key, spec in info.items():
-        values = columns[key][start:start + n].reshape(n, -1)
-        q = np.quantile(values, list(QUANTILES.values()), axis=0)
-        integer = spec['dtype'] == 'int64'
-        stats[key] = {
-            'min': values.min(axis=0).tolist() if integer else
-            values.min(axis=0).astype(np.float64).tolist(),
-            'max': values.max(axis=0).tolist() if integer else
-            values.max(axis=0).astype(np.float64).tolist(),
-            'mean': values.mean(axis=0, dtype=np.float64).tolist(),
-            'std': values.std(axis=0, dtype=np.float64).tolist(), 'count': [n],
-            **{name: q[i].astype(np.float64).tolist() for i, name in enumerate(QUANTILES)}}
+def _episode_stats(sources: Sequence[tuple[np.ndarray, list[tuple[str, slice]]]],
+                   start: int, n: int, *, fps: float, episode: int, task: int
+                   ) -> dict[str, dict[str, list]]:
+    """LeRobot's per-episode statistics (min, max, mean, std, count, q..) of every feature.
+
+    One pass per source array (observations, actions) gives the features that are its column
+    blocks; the index features are affine in the frame index, so theirs follow from arange(n).
+    """
+    stats: dict[str, dict[str, list]] = {}
+    for values, parts in sources:
+        rows = values[start:start + n]
+        of = {'min': rows.min(axis=0).astype(np.float64), 'max': rows.max(axis=0)
+              .astype(np.float64), 'mean': rows.mean(axis=0, dtype=np.float64),
+              'std': rows.std(axis=0, dtype=np.float64)}
+        quantiles = np.quantile(rows, list(QUANTILES.values()), axis=0).astype(np.float64)
+        of.update(zip(QUANTILES, quantiles))
+        for key, columns in parts:
+            stats[key] = {name: of[name][columns].tolist() for name in of}
+            stats[key]['count'] = [n]
+    frames = _frame_stats(n)
+    for key, offset, scale in (('timestamp', 0.0, 1.0 / fps), ('frame_index', 0, 1),
+                               ('episode_index', episode, 0), ('index', start, 1),
+                               ('task_index', task, 0)):
+        integer = layout.INDEX_FEATURES[key] == 'int64'
+        stats[key] = {name: [(int if integer and name in ('min', 'max') else float)(
+            offset + scale * frames[name])] for name in frames}
+        stats[key]['std'] = [abs(scale) * frames['std']]
+        stats[key]['count'] = [n]
     return stats
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_stats(n: int) -> dict[str, float]:
+    """The statistics of the frame indices 0..n-1."""
+    frames = np.arange(n, dtype=np.float64)
+    return {'min': 0.0, 'max': float(n - 1), 'mean': float(frames.mean()),
+            'std': float(frames.std()),
+            **dict(zip(QUANTILES, np.quantile(frames, list(QUANTILES.values())).tolist()))}
 
 
 def _aggregate(stats: Sequence[dict[str, dict[str, list]]], lengths: Sequence[int],
