@@ -11,10 +11,10 @@ import pytest
 from il_policy_node.errors import DatasetError
 from il_policy_node.pipeline.dataset.build import fingerprint
 from il_policy_node.pipeline.dataset.format import load_dataset
-from il_policy_node.pipeline.lerobot.layout import format_ranges, parse_ranges
-from il_policy_node.pipeline.lerobot.reader import import_lerobot
 from il_policy_node.pipeline.evaluate import evaluate_open_loop
 from il_policy_node.pipeline.export import export_run
+from il_policy_node.pipeline.lerobot.layout import format_ranges, parse_ranges
+from il_policy_node.pipeline.lerobot.reader import import_lerobot
 from il_policy_node.pipeline.lerobot.writer import export_lerobot
 from il_policy_node.pipeline.training.config import TrainConfig
 from il_policy_node.pipeline.training.loop import train

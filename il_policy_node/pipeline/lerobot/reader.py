@@ -207,7 +207,7 @@ def _observation(inputs: list[_Input]) -> dict[str, Any]:
 
 
 def _read_episodes(root: Path) -> dict[str, dict[int, Any]]:
-    """episode index -> length, and -> task (the first of its tasks)."""
+    """Episode index -> length, and -> task (the first of its tasks)."""
     paths = sorted(root.glob(layout.EPISODES_GLOB))
     if not paths:
         raise DatasetError(f'{root}/meta/episodes: no episode files (meta/episodes/chunk-*/'

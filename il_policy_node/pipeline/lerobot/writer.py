@@ -1,4 +1,4 @@
-"""Our dataset -> a LeRobotDataset v3.0 folder (pyarrow), laid out as the lerobot package writes it.
+"""Our dataset -> a LeRobotDataset v3.0 folder (pyarrow), laid out as the lerobot package writes.
 
 Data files hold whole episodes, one row group per episode, a new file once a file reaches
 ``data_files_size_in_mb`` (and a new chunk folder every ``chunks_size`` files); the episodes
@@ -171,9 +171,9 @@ def _data_table(columns: dict[str, np.ndarray], info: dict[str, dict[str, Any]])
             arrays.append(pa.FixedSizeListArray.from_arrays(flat, size))
         else:
             arrays.append(pa.array(values, pa.from_numpy_dtype(np.dtype(spec['dtype']))))
-    hf = {key: ({'feature': {'dtype': spec['dtype'], '_type': 'Value'},
-                 'length': spec['shape'][0], '_type': 'List'}
-                if key not in layout.INDEX_FEATURES else {'dtype': spec['dtype'], '_type': 'Value'})
+    hf = {key: {'dtype': spec['dtype'], '_type': 'Value'} if key in layout.INDEX_FEATURES
+          else {'feature': {'dtype': spec['dtype'], '_type': 'Value'},
+                'length': spec['shape'][0], '_type': 'List'}
           for key, spec in info.items()}
     table = pa.Table.from_arrays(arrays, names=list(info))
     return table.replace_schema_metadata({'huggingface': json.dumps({'info': {'features': hf}})})
