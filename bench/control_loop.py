@@ -1,16 +1,18 @@
 """Control-loop benchmark of policy_node: timing, compute, state age, CPU and memory.
 
-For each rate and model (--models: families with their default options, untrained; default
-the seed MLP 60 -> 256 -> 256 -> 30 x --horizon) and inference mode (--inference sync,async):
+For each rate, model (--models: families with their default options, untrained; default
+the seed MLP 60 -> 256 -> 256 -> 30 x --horizon), artifact backend (--backend
+torchscript,onnx) and inference mode (--inference sync,async):
 joint states published at the rate by mock_robot (own process), then two measurement windows
 of the same length against that publisher, each node in its own process (bench/_loop_nodes.py):
 the floor (a bare rclpy node with the same executor, timer and subscription that only relays
-the latest joint state) and the real PolicyNode. raw_forward_us times the frozen TorchScript
-forward of the same file here, with one thread, back to back (raw_forward_paced_us: one call
-per control period, caches no longer warm). Each window records the 1-minute load average, as
+the latest joint state) and the real PolicyNode. raw_forward_us times the forward of the same
+file here (frozen TorchScript, or onnxruntime), with one thread, back to back
+(raw_forward_paced_us: one call per control period, caches no longer warm). Each window records the 1-minute load average, as
 other work on the machine shows in the figures. Progress goes to stderr; the last stdout line
 is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``;
-``--rates 50 --models mlp,act,diffusion --horizon 25 --inference sync,async``.
+``--rates 50 --models mlp,act,diffusion --horizon 25 --inference sync,async``;
+``--rates 200 --backend torchscript,onnx``.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ MAX_WINDOW_S = 55.0       # diagnostics_period_s is at most 60 s and resets the 
 STRICT_MAX_RATE_HZ = 500.0  # the full goal set applies up to this rate
 
 
-def export_model(path: Path, rate_hz: float, *, model: str = 'mlp', horizon: int = 1) -> Path:
+def export_model(path: Path, rate_hz: float, *, model: str = 'mlp', horizon: int = 1,
+                 backend: str = 'torchscript') -> Path:
     """A policy of ``model``'s family (its default options) for 30 joints, untrained.
 
     Positions + velocities in, ``horizon`` x 30 positions out; mlp: 60 -> 256 -> 256 -> 30H.
@@ -57,11 +60,11 @@ def export_model(path: Path, rate_hz: float, *, model: str = 'mlp', horizon: int
     network = build_network({'family': model, 'input_size': 2 * len(JOINTS),
                              'output_size': horizon * len(JOINTS), 'history': 1,
                              'horizon': horizon, 'action_size': len(JOINTS), 'options': {}})
-    return export_policy(raw_policy(network.eval(), metadata), path, metadata)
+    return export_policy(raw_policy(network.eval(), metadata), path, metadata, backend=backend)
 
 
 def raw_forward_us(path: Path, *, iterations: int, pause_s: float = 0.0) -> Percentiles:
-    """Per-call time of the frozen TorchScript forward on one observation, one thread.
+    """Per-call time of the artifact's forward on one observation, one thread.
 
     With ``pause_s`` the calls are paced like control ticks (sleeping between them), so the
     caches are no longer all warm, as in the node.
@@ -145,9 +148,9 @@ def goals(run: dict) -> dict:
 
 
 def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: float,
-               duration_s: float, models: list[str], modes: list[str],
-               horizon: int) -> list[dict]:
-    """Floor, then each model x inference mode, at one rate against one joint-state publisher."""
+               duration_s: float, models: list[str], modes: list[str], horizon: int,
+               backends: list[str]) -> list[dict]:
+    """Floor, then each model x backend x inference mode, at one rate, one state publisher."""
     robot = spawn('il_policy_node.nodes.mock_robot_node', env=env,
                   log_path=workdir / f'mock_robot_{rate_hz:g}.log',
                   args=ros_args({'joint_names': JOINTS, 'publish_rate_hz': rate_hz,
@@ -157,25 +160,28 @@ def bench_rate(rate_hz: float, *, env: dict[str, str], workdir: Path, warmup_s: 
         window = {'env': env, 'workdir': workdir, 'rate_hz': rate_hz, 'warmup_s': warmup_s,
                   'duration_s': duration_s}
         floor = run_window('floor', **window)
-        for model_name in models:
-            model = export_model(workdir / f'{model_name}_{rate_hz:g}.pt', rate_hz,
-                                 model=model_name, horizon=horizon)
-            print(f'{rate_hz:g} Hz: timing the raw forward of {model_name}', file=sys.stderr)
+        for model_name, backend in [(m, b) for m in models for b in backends]:
+            suffix = '.onnx' if backend == 'onnx' else '.pt'
+            model = export_model(workdir / f'{model_name}_{rate_hz:g}{suffix}', rate_hz,
+                                 model=model_name, horizon=horizon, backend=backend)
+            print(f'{rate_hz:g} Hz: timing the raw forward of {model_name} ({backend})',
+                  file=sys.stderr)
             iterations = max(50, min(FORWARD_ITERATIONS, round(FORWARD_BUDGET_S / max(
                 raw_forward_us(model, iterations=5).p50 * 1e-6, 1e-6))))
             forward = raw_forward_us(model, iterations=iterations)
             paced = raw_forward_us(model, iterations=min(round(rate_hz), iterations),
                                    pause_s=1.0 / rate_hz)
             for mode in modes:
-                policy = run_window('policy', **window, label=f'{model_name}_{mode}', params={
+                label = f'{model_name}_{backend}_{mode}'
+                policy = run_window('policy', **window, label=label, params={
                     'model_path': str(model), 'joint_names': JOINTS,
                     'control_rate_hz': rate_hz, 'inference': mode,
                     'position_lower_limits': [-3.0] * len(JOINTS),
                     'position_upper_limits': [3.0] * len(JOINTS), 'max_velocity_rad_s': [10.0],
                     'ramp_in_s': min(1.0, warmup_s / 2), 'torch_threads': 1,
                     'diagnostics_period_s': 60.0})
-                runs.append(_run(rate_hz, model_name, mode, horizon, policy, floor, forward,
-                                 paced))
+                runs.append({'backend': backend, **_run(rate_hz, model_name, mode, horizon,
+                                                        policy, floor, forward, paced)})
                 print(json.dumps(runs[-1]), file=sys.stderr)
     finally:
         stop(robot)
@@ -225,6 +231,8 @@ def main() -> None:
     parser.add_argument('--keep', type=Path, help='keep policies, samples and logs in this dir')
     parser.add_argument('--models', default='mlp',
                         help='policy families (untrained, default options), comma separated')
+    parser.add_argument('--backend', default='torchscript',
+                        help='artifact backends to measure: torchscript,onnx')
     parser.add_argument('--inference', default='sync',
                         help="policy_node's inference modes to measure: sync,async")
     parser.add_argument('--horizon', type=int, default=1,
@@ -232,6 +240,9 @@ def main() -> None:
     args = parser.parse_args()
     models = [m for m in args.models.split(',') if m]
     modes = [m for m in args.inference.split(',') if m]
+    backends = [b for b in args.backend.split(',') if b]
+    if not set(backends) <= {'torchscript', 'onnx'} or not backends:
+        parser.error('--backend takes torchscript and/or onnx')
     if not set(modes) <= {'sync', 'async'} or not modes:
         parser.error('--inference takes sync and/or async')
     if 'async' in modes and args.horizon < 2:
@@ -249,7 +260,7 @@ def main() -> None:
         for rate in rates:
             runs += bench_rate(rate, env=env, workdir=workdir, warmup_s=args.warmup,
                                duration_s=args.duration, models=models, modes=modes,
-                               horizon=args.horizon)
+                               horizon=args.horizon, backends=backends)
     print(json.dumps({'runs': runs}))
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / 'il_policy_node'
 ROBOT_SIDE = ('runtime', 'policies')
 OFFLINE = ('pipeline', 'recording', 'mocap', 'sim', 'robots')
-NOT_ON_A_ROBOT = {'rosbags', 'tqdm', 'matplotlib', 'scipy', 'mcap', 'mujoco', 'mink'}
+NOT_ON_A_ROBOT = {'rosbags', 'tqdm', 'matplotlib', 'scipy', 'mcap', 'mujoco', 'mink', 'pyarrow',
+                  'onnx', 'onnxscript'}
 SHARED = ('errors', 'files', 'formats')      # top-level modules everyone may use
 # the offline layers that may use each other: recordings hold the pipeline's input; the robot
 # descriptions (robots/) are what the simulation and the IK retargeting move

@@ -61,7 +61,8 @@ def _d(name: str):
 
 
 PARAMETERS = (
-    ParamSpec('model_path', '', 'Path of policy.pt (TorchScript artifact with its .sha256).'),
+    ParamSpec('model_path', '', 'Path of policy.pt (TorchScript) or policy.onnx (ONNX), with '
+              'its .sha256.'),
     ParamSpec('joint_names', Parameter.Type.STRING_ARRAY,
               'Joints of the trajectory controller; every command lists all of them.'),
     ParamSpec('control_rate_hz', _d('control_rate_hz'),
@@ -101,7 +102,8 @@ PARAMETERS = (
               'state age + inference time.', float_range=(-1.0, 10.0)),
     ParamSpec('warmup_iterations', _d('warmup_iterations'),
               'Inference runs at configure, before the first tick.', int_range=(0, 10000)),
-    ParamSpec('torch_threads', 1, 'Intra-op threads for inference (1 suits small MLPs).',
+    ParamSpec('torch_threads', 1, 'Intra-op threads for inference, torch or onnxruntime (1 '
+              'suits small models at 50-200 Hz).',
               int_range=(1, 256)),
     ParamSpec('target_state_rate_hz', 50.0, 'Rate of ~/target_joint_states (0 = off).',
               float_range=(0.0, 10000.0)),
@@ -160,7 +162,7 @@ class PolicyNode(LifecycleNode):
             params = read_all(self, PARAMETERS)
             config = ControllerConfig.from_parameters(params)
             torch.set_num_threads(int(params['torch_threads']))
-            policy = load_policy(config.model_path)
+            policy = load_policy(config.model_path, threads=int(params['torch_threads']))
             runtime = PolicyRuntime(policy, config.chunks)
             controller = PolicyController(config, runtime)
             runtime.warmup(config.warmup_iterations)

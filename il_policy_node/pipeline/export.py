@@ -1,8 +1,9 @@
 """Export a trained run as the policy artifact (runtime/artifact.py is the contract).
 
-``export_run``: a run directory's checkpoint -> ``policy.pt``: the run's Policy (processor +
-network, as trained) scripted, frozen, checked against the eager module on validation
-observations, and written atomically with its metadata and sha256 sidecar.
+``export_run``: a run directory's checkpoint -> ``policy.pt`` (or ``policy.onnx``): the run's
+Policy (processor + network, as trained) scripted and frozen (or exported to ONNX), checked
+against the eager module on validation observations, and written atomically with its
+metadata and sha256 sidecar.
 ``export_policy``: any module mapping raw observations to ``[B, H, A]`` targets.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from il_policy_node.formats import POLICY_METADATA_FILE
 from il_policy_node.pipeline.dataset.format import Dataset, load_dataset
 from il_policy_node.pipeline.training.run_dir import load_run
 from il_policy_node.pipeline.training.windows import input_groups, window_indices
-from il_policy_node.policies.networks import network_passes
+from il_policy_node.policies.networks import GENERATIVE, network_passes
 from il_policy_node.policies.processor import Policy, Processor, ProcessorLayout
 from il_policy_node.policies.statistics import Statistics, with_std_floor
 from il_policy_node.runtime.artifact import (
@@ -32,54 +33,84 @@ from il_policy_node.runtime.artifact import (
     load_policy,
     quiet_torchscript,
 )
+from il_policy_node.runtime.onnx_backend import ONNX_SUFFIX, OnnxModule
 from il_policy_node.runtime.ood import STATISTICS_KEY
 
 _log = logging.getLogger(__name__)
 
 CHECK_ATOL = 1e-5
+GENERATIVE_ONNX_ATOL = 1e-3
 COST_CALLS = 50              # forwards timed for the metadata's inference cost ...
 COST_BUDGET_S = 1.0          # ... or as many as fit in this time (at least 3)
 MAX_CHECK_INPUTS = 2048
+BACKENDS = ('torchscript', 'onnx')
 
 
 def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata, *,
-                  check_inputs: np.ndarray | None = None, atol: float = CHECK_ATOL) -> Path:
-    """Script, freeze and write ``policy`` (raw ``[B, obs]`` -> ``[B, H, A]``); return the path.
+                  check_inputs: np.ndarray | None = None, atol: float | None = None,
+                  backend: str | None = None) -> Path:
+    """Write ``policy`` (raw ``[B, obs]`` -> ``[B, H, A]``) as ``backend``; return the path.
 
-    Before the file is published (atomically, with its sha256 sidecar), the scripted module
+    ``backend``: 'torchscript' or 'onnx' (default: onnx for a ``path`` ending in .onnx).
+    TorchScript: scripted and frozen; ONNX: torch.onnx's exporter (pipeline/onnx_export.py).
+    Before the file is published (atomically, with its sha256 sidecar), the exported module
     is compared with the eager one on ``check_inputs`` (raw observations; random ones when not
-    given): max abs diff <= atol. The written file must pass the runtime's own loader.
+    given): max abs diff <= atol (default CHECK_ATOL; GENERATIVE_ONNX_ATOL for a generative
+    family in ONNX, whose sampling loop amplifies the float32 rounding differences between
+    torch's and onnxruntime's kernels). The written file must pass the runtime's own loader.
     """
     path = Path(path)
+    backend = backend or ('onnx' if path.suffix == ONNX_SUFFIX else 'torchscript')
+    if atol is None:
+        generative = metadata.extra.get('model') in GENERATIVE
+        atol = GENERATIVE_ONNX_ATOL if backend == 'onnx' and generative else CHECK_ATOL
+    if backend not in BACKENDS:
+        raise PolicyArtifactError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
+    if (backend == 'onnx') != (path.suffix == ONNX_SUFFIX):
+        wanted = ONNX_SUFFIX if backend == 'onnx' else '.pt'
+        raise PolicyArtifactError(f'{path}: name a {backend} policy *{wanted} (the runtime '
+                                  'picks the backend by the suffix)')
     obs_size = metadata.observation.size
     policy = policy.cpu().eval()
-    with quiet_torchscript():
-        scripted = torch.jit.freeze(torch.jit.script(policy))
     inputs = torch.as_tensor(
         np.random.default_rng(0).normal(size=(16, obs_size)) if check_inputs is None
         else check_inputs, dtype=torch.float32).reshape(-1, obs_size)
     with torch.inference_mode():
-        eager, exported = policy(inputs), scripted(inputs)
+        eager = policy(inputs)
     expected = (inputs.shape[0], metadata.action_horizon, metadata.action_size)
     if tuple(eager.shape) != expected:
         raise PolicyArtifactError(f'the policy gives {tuple(eager.shape)} for {inputs.shape[0]} '
                                   f'observations of {obs_size}, the metadata says {expected}')
+    if backend == 'onnx':
+        from il_policy_node.pipeline.onnx_export import onnx_bytes, onnx_model
+        model = onnx_model(policy, obs_size)
+        exported_module = OnnxModule(path, content=model.SerializeToString())
+    else:
+        with quiet_torchscript():
+            exported_module = torch.jit.freeze(torch.jit.script(policy))
+    with torch.inference_mode():
+        exported = exported_module(inputs)
     diff = float((eager - exported).abs().nan_to_num(0.0).max()) if inputs.numel() else 0.0
     if diff > atol:
-        raise PolicyArtifactError(f'exported module differs from the eager model by {diff:.3g} '
-                                  f'> {atol}')
-    metadata = replace(metadata, extra={**metadata.extra, 'inference': {
-        **metadata.extra.get('inference', {}), **forward_us(scripted, obs_size)}})
-    with atomic_file(path) as stream, quiet_torchscript():
-        torch.jit.save(scripted, stream, _extra_files={POLICY_METADATA_FILE: metadata.to_json()})
+        raise PolicyArtifactError(f'the {backend} module differs from the eager model by '
+                                  f'{diff:.3g} > {atol}')
+    metadata = replace(metadata, extra={**metadata.extra, 'backend': backend,
+                                        'export_max_abs_diff': float(f'{diff:.3g}'), 'inference': {
+        **metadata.extra.get('inference', {}), **forward_us(exported_module, obs_size)}})
+    if backend == 'onnx':
+        atomic_write(path, onnx_bytes(model, metadata.to_json()))
+    else:
+        with atomic_file(path) as stream, quiet_torchscript():
+            torch.jit.save(exported_module, stream,
+                           _extra_files={POLICY_METADATA_FILE: metadata.to_json()})
     write_checksum(path)
     load_policy(path)
-    _log.info('exported policy to %s (max abs diff vs eager %.2g)', path, diff)
+    _log.info('exported policy to %s (%s, max abs diff vs eager %.2g)', path, backend, diff)
     return path
 
 
-def forward_us(module: nn.Module, obs_size: int, calls: int = COST_CALLS,
-               budget_s: float = COST_BUDGET_S) -> dict[str, float]:
+def forward_us(module: Callable[[torch.Tensor], torch.Tensor], obs_size: int,
+               calls: int = COST_CALLS, budget_s: float = COST_BUDGET_S) -> dict[str, float]:
     """``forward_us_p50`` and ``forward_us_p99`` of one forward at batch 1 on one CPU thread.
 
     ``calls`` timed forwards after 3 untimed ones (lazy initialization), fewer (at least 3)
@@ -155,11 +186,13 @@ def observation_statistics(dataset: Dataset) -> dict[str, list[float]]:
 
 def export_run(run_dir: str | Path, output: str | Path, *,
                dataset_dir: str | Path | None = None, checkpoint: str = 'best',
+               backend: str | None = None,
                extra_metadata: Mapping[str, Any] | None = None) -> Path:
     """Export a run's checkpoint (``best`` or ``last``) as the artifact ``output`` (+ .sha256).
 
     The run's dataset (``dataset_dir`` when it moved) gives the validation observations the
-    scripted module is checked on; it must be the dataset the run was trained on.
+    exported module is checked on; it must be the dataset the run was trained on. ``backend``
+    as ``export_policy`` takes it.
     """
     run = load_run(run_dir, checkpoint=checkpoint)
     description = run.description
@@ -179,5 +212,5 @@ def export_run(run_dir: str | Path, output: str | Path, *,
                'inference': {'network_passes': network_passes(description.network)},
                STATISTICS_KEY: observation_statistics(dataset),
                **train.layout_options(), **(extra_metadata or {})})
-    return export_policy(run.policy, output, metadata,
+    return export_policy(run.policy, output, metadata, backend=backend,
                          check_inputs=validation_observations(dataset, train.history))

@@ -1,10 +1,11 @@
-"""The policy artifact: one TorchScript file with normalization inside and metadata beside it.
+"""The policy artifact: one file with normalization inside and metadata beside it.
 
 This is the one contract between training and runtime. ``policy.pt`` is a TorchScript archive
 (a zip) whose module maps a batch of observation vectors ``[B, obs_size]`` to a batch of action
 chunks ``[B, action_horizon, len(joint_names)]`` of joint position targets in radians (meters
 for prismatic joints). ``metadata.json`` travels inside the archive (``_extra_files``), and
-``policy.pt.sha256`` beside it holds the checksum in ``sha256sum`` format.
+``policy.pt.sha256`` beside it holds the checksum in ``sha256sum`` format. ``policy.onnx`` is
+the same module and metadata as ONNX (runtime/onnx_backend.py); the suffix picks the backend.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from il_policy_node.formats import (
     POLICY_METADATA_KEYS,
 )
 from il_policy_node.runtime.observation import ObservationSpec
+from il_policy_node.runtime.onnx_backend import ONNX_SUFFIX, OnnxModule
 
 _log = logging.getLogger(__name__)
 
@@ -124,12 +126,16 @@ class PolicyMetadata:
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """A validated policy: the TorchScript module, its metadata and the file's checksum."""
+    """A validated policy: the module (TorchScript or ONNX), its metadata, the file's checksum."""
 
-    module: torch.jit.ScriptModule
+    module: torch.jit.ScriptModule | OnnxModule
     metadata: PolicyMetadata
     sha256: str
     path: Path
+
+    @property
+    def backend(self) -> str:
+        return 'onnx' if isinstance(self.module, OnnxModule) else 'torchscript'
 
 
 def checksum_path(path: Path) -> Path:
@@ -152,14 +158,20 @@ def _verify_checksum(path: Path) -> str:
     return actual
 
 
-def _check_archive(path: Path) -> None:
-    """Refuse anything that is not an intact TorchScript zip, without unpickling it."""
+def _refuse_pickle(path: Path) -> bytes:
+    """The first bytes of ``path``; PolicyArtifactError for a pickle, which is never loaded."""
     with open(path, 'rb') as stream:
         head = stream.read(4)
     if head[:1] == b'\x80':
         raise PolicyArtifactError(
-            f'{path}: is a Python pickle, not TorchScript; refused without loading it '
+            f'{path}: is a Python pickle, not a policy; refused without loading it '
             '(export the policy with il-policy export)')
+    return head
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse anything that is not an intact TorchScript zip, without unpickling it."""
+    head = _refuse_pickle(path)
     if head != b'PK\x03\x04':
         raise PolicyArtifactError(f'{path}: not a TorchScript archive (no zip header)')
     if not zipfile.is_zipfile(path):
@@ -180,23 +192,28 @@ def _check_archive(path: Path) -> None:
 
 
 def load_policy(path: str | Path, *, verify_checksum: bool = True,
-                map_location: str = 'cpu') -> LoadedPolicy:
-    """Load and validate ``policy.pt``; raise PolicyArtifactError naming the problem."""
+                map_location: str = 'cpu', threads: int = 1) -> LoadedPolicy:
+    """Load and validate ``policy.pt`` or ``policy.onnx``; PolicyArtifactError names the problem.
+
+    ``threads``: onnxruntime's intra-op threads (TorchScript follows torch.set_num_threads).
+    """
     path = Path(path)
     if not path.is_file():
         raise PolicyArtifactError(f'{path}: no such file')
-    _check_archive(path)
-    digest = _verify_checksum(path) if verify_checksum else file_sha256(path)
-    extra = {POLICY_METADATA_FILE: ''}
+    if path.suffix == ONNX_SUFFIX:
+        _refuse_pickle(path)
+        digest = _verify_checksum(path) if verify_checksum else file_sha256(path)
+        module = OnnxModule(path, threads=threads)
+        text, where = module.metadata_json, 'the ONNX metadata_props'
+    else:
+        _check_archive(path)
+        digest = _verify_checksum(path) if verify_checksum else file_sha256(path)
+        module, text = _load_torchscript(path, map_location)
+        where = 'the archive'
+    if not text:
+        raise PolicyArtifactError(f'{path}: {POLICY_METADATA_FILE} is missing from {where}')
     try:
-        with quiet_torchscript():
-            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
-    except Exception as exc:  # torch raises RuntimeError and friends for broken archives
-        raise PolicyArtifactError(f'{path}: TorchScript failed to load: {exc}') from None
-    if not extra[POLICY_METADATA_FILE]:
-        raise PolicyArtifactError(f'{path}: {POLICY_METADATA_FILE} is missing from the archive')
-    try:
-        metadata = PolicyMetadata.from_json(extra[POLICY_METADATA_FILE])
+        metadata = PolicyMetadata.from_json(text)
     except (PolicyArtifactError, TypeError) as exc:
         raise PolicyArtifactError(f'{path}: malformed {POLICY_METADATA_FILE}: {exc}') from None
     module.eval()
@@ -206,7 +223,18 @@ def load_policy(path: str | Path, *, verify_checksum: bool = True,
     return LoadedPolicy(module=module, metadata=metadata, sha256=digest, path=path)
 
 
-def _check_io(path: Path, module: torch.jit.ScriptModule, metadata: PolicyMetadata) -> None:
+def _load_torchscript(path: Path, map_location: str) -> tuple[torch.jit.ScriptModule, str]:
+    extra = {POLICY_METADATA_FILE: ''}
+    try:
+        with quiet_torchscript():
+            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+    except Exception as exc:  # torch raises RuntimeError and friends for broken archives
+        raise PolicyArtifactError(f'{path}: TorchScript failed to load: {exc}') from None
+    return module, extra[POLICY_METADATA_FILE]
+
+
+def _check_io(path: Path, module: torch.jit.ScriptModule | OnnxModule,
+              metadata: PolicyMetadata) -> None:
     obs_size = metadata.observation.size
     try:
         with torch.inference_mode():

@@ -47,13 +47,15 @@ OPTIMIZED_ATOL = 1e-5
 NEVER = -(2 ** 62)         # the query tick of an empty chunk slot
 
 
-def optimized_for_inference(policy: LoadedPolicy) -> torch.jit.ScriptModule:
+def optimized_for_inference(policy: LoadedPolicy) -> Callable[[torch.Tensor], torch.Tensor]:
     """The module after torch's inference passes (fused, prepacked linear layers).
 
     Used only when its outputs match the artifact's within OPTIMIZED_ATOL; otherwise the
-    artifact's module runs as exported.
+    artifact's module runs as exported. An ONNX module is onnxruntime's (optimized on load).
     """
     module = policy.module
+    if not isinstance(module, torch.jit.ScriptModule):
+        return module
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(8, policy.metadata.observation.size, generator=generator)
     try:

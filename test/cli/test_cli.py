@@ -20,7 +20,8 @@ from test.support.datasets import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = [[], ['dataset'], ['dataset', 'build'], ['dataset', 'info'], ['train'],
+SUBCOMMANDS = [[], ['dataset'], ['dataset', 'build'], ['dataset', 'info'],
+               ['dataset', 'export-lerobot'], ['dataset', 'import-lerobot'], ['train'],
                ['export'], ['eval'], ['bag'], ['bag', 'recover'], ['mocap'], ['mocap', 'import']]
 
 
@@ -87,13 +88,16 @@ def test_bad_inputs_give_one_line_and_exit_1(tmp_path):
                               '-o', tmp_path / 'r'), 'no such dataset directory')
 
 
-def test_export_then_eval(tmp_path):
+@pytest.mark.parametrize('name, backend', [('policy.pt', 'torchscript'),
+                                           ('policy.onnx', 'onnx')])
+def test_export_then_eval(tmp_path, name, backend):
     dataset = offset_dataset(tmp_path / 'dataset', identity_stats=True)
     run = write_run(tmp_path / 'run', dataset, position_picker(2, 1), history=2, horizon=1,
                     mlp={'hidden': []})
-    policy = tmp_path / 'out' / 'policy.pt'
-    result = il_policy('export', run, '-o', policy)
+    policy = tmp_path / 'out' / name
+    result = il_policy('export', run, '-o', policy, '--format', backend)
     assert result.returncode == 0, result.stderr
+    assert load_policy(policy).backend == backend
     assert policy.is_file() and Path(f'{policy}.sha256').is_file()
     assert load_policy(policy).metadata.joint_names == JOINTS
 
@@ -104,6 +108,8 @@ def test_export_then_eval(tmp_path):
     figures = json.loads((tmp_path / 'eval.json').read_text())
     np.testing.assert_allclose(figures['rmse_rad'], np.abs(OFFSETS), atol=1e-5)
     assert (tmp_path / 'plots' / 'rmse.png').is_file()
+    _one_line_error(il_policy('export', run, '-o', tmp_path / 'wrong.pt', '--format', 'onnx'),
+                    'name a onnx policy *.onnx')
 
 
 def test_dataset_errors_give_one_line_and_exit_1(tmp_path):

@@ -36,7 +36,7 @@ def bad_models(root: Path) -> dict[str, tuple[Path, str]]:
     pickled = root / 'pickle.pt'
     pickled.write_bytes(pickle.dumps({'state_dict': {'w': [1.0, 2.0]}}))
     write_checksum(pickled)
-    cases['pickle'] = (pickled, 'is a Python pickle, not TorchScript')
+    cases['pickle'] = (pickled, 'is a Python pickle, not a policy')
 
     truncated = root / 'truncated.pt'
     truncated.write_bytes(good.read_bytes()[:good.stat().st_size // 2])

@@ -37,6 +37,16 @@ def test_streams_at_the_control_rate_within_the_controller_contract(graph, tmp_p
     assert rx.wait_for_diagnostic('mode', lambda mode: mode == 'running')
 
 
+def test_an_onnx_policy_streams_as_a_torchscript_one(graph, tmp_path):
+    model = export(OffsetPolicy([0.01, -0.02, 0.03]), tmp_path / 'policy.onnx', JOINTS)
+    rx = graph.activate(model)
+    assert rx.wait_for_diagnostic('mode', lambda mode: mode == 'running')
+    assert wait_until(lambda: len(rx.trajectories) > 20, 10.0), 'nothing streamed'
+    msgs = rx.since(0)
+    assert_controller_contract(msgs, velocities=True)
+    np.testing.assert_allclose(msgs[-1].target, START + [0.01, -0.02, 0.03], atol=1e-5)
+
+
 def test_activate_far_from_the_first_action_ramps_in_from_the_measured_pose(graph, tmp_path):
     model = export(ConstantPolicy(list(FAR)), tmp_path / 'policy.pt', JOINTS)
     ramp_s, max_velocity = 1.0, 1.0

@@ -69,7 +69,9 @@ def test_a_policy_file_of_the_code_before_the_renovation_gives_the_same_targets(
     assert [e.topic for e in policy.metadata.observation.extra] == ['/goal']
     with torch.inference_mode():
         targets = policy.module(torch.tensor(expected['observations']))
-    np.testing.assert_array_equal(targets.numpy(), np.array(expected['targets'], np.float32))
+    # equal up to float32 rounding: another CPU's kernels (AVX2 / AVX-512) round differently
+    np.testing.assert_allclose(targets.numpy(), np.array(expected['targets'], np.float32),
+                               rtol=0, atol=1e-6)
 
 
 def test_export_refuses_a_policy_whose_output_does_not_fit_the_metadata(tmp_path):
@@ -97,7 +99,7 @@ def test_pickle_is_refused_without_unpickling(tmp_path):
 
     path.write_bytes(pickle.dumps(Boom()))
     write_checksum(path)
-    with pytest.raises(PolicyArtifactError, match='pickle, not TorchScript'):
+    with pytest.raises(PolicyArtifactError, match='pickle, not a policy'):
         load_policy(path)
     assert not (tmp_path / 'pwned').exists()
 

@@ -41,9 +41,16 @@ class Gate:
         return self.module(obs)
 
 
+@pytest.fixture(scope='module', params=['p.pt', 'p.onnx'], ids=['torchscript', 'onnx'])
+def policy_file(request, tmp_path_factory):
+    """The chunk-encoding policy in each backend (async inference runs either the same way)."""
+    return export(TickChunkPolicy(), tmp_path_factory.mktemp('async') / request.param, JOINTS,
+                  horizon=H)
+
+
 @pytest.fixture
-def policy(tmp_path):
-    return load_policy(export(TickChunkPolicy(), tmp_path / 'p.pt', JOINTS, horizon=H))
+def policy(policy_file):
+    return load_policy(policy_file)
 
 
 @contextlib.contextmanager

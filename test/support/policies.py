@@ -66,8 +66,8 @@ def mlp(obs_size: int, action_size: int, hidden: int = 256, seed: int = 0) -> nn
 
 def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: float = 100.0,
            horizon: int = 1, history: int = 1, extra: Sequence[dict] = (),
-           extra_metadata: dict | None = None) -> Path:
-    """Export ``model`` (raw observations -> [B, H*A]) as a policy file.
+           extra_metadata: dict | None = None, backend: str | None = None) -> Path:
+    """Export ``model`` (raw observations -> [B, H*A]) as a policy file (.onnx: ONNX).
 
     It observes ``joints`` (positions, velocities), then the ``extra`` inputs.
     """
@@ -75,4 +75,4 @@ def export(model: nn.Module, path: Path, joints: Sequence[str], *, rate_hz: floa
     metadata = PolicyMetadata(joint_names=tuple(joints), observation=spec,
                               action_horizon=horizon, control_rate_hz=rate_hz,
                               dataset_fingerprint='test', extra=extra_metadata or {})
-    return export_policy(raw_policy(model, metadata), path, metadata)
+    return export_policy(raw_policy(model, metadata), path, metadata, backend=backend)
