@@ -10,7 +10,8 @@ the latest joint state) and the real PolicyNode. raw_forward_us times the forwar
 file here (frozen TorchScript, or onnxruntime), with one thread, back to back
 (raw_forward_paced_us: one call per control period, caches no longer warm). Each window
 records the 1-minute load average, as other work on the machine shows in the figures.
-Progress goes to stderr; the last stdout line is one JSON object. Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``;
+Progress goes to stderr; the last stdout line is one JSON object.
+Usage: ``python bench/control_loop.py --duration 20 --rates 500,1000``;
 ``--rates 50 --models mlp,act,diffusion --horizon 25 --inference sync,async``;
 ``--rates 200 --backend torchscript,onnx``.
 """
