@@ -8,6 +8,7 @@ metadata and sha256 sidecar.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import replace
@@ -24,7 +25,7 @@ from il_policy_node.formats import POLICY_METADATA_FILE
 from il_policy_node.pipeline.dataset.format import Dataset, load_dataset
 from il_policy_node.pipeline.training.run_dir import load_run
 from il_policy_node.pipeline.training.windows import input_groups, window_indices
-from il_policy_node.policies.networks import GENERATIVE, network_passes
+from il_policy_node.policies.networks import network_passes
 from il_policy_node.policies.processor import Policy, Processor, ProcessorLayout
 from il_policy_node.policies.statistics import Statistics, with_std_floor
 from il_policy_node.runtime.artifact import (
@@ -39,7 +40,7 @@ from il_policy_node.runtime.ood import STATISTICS_KEY
 _log = logging.getLogger(__name__)
 
 CHECK_ATOL = 1e-5
-GENERATIVE_ONNX_ATOL = 1e-3
+ONNX_ROUNDING = 30.0        # ONNX may differ by this many times float32's own error
 COST_CALLS = 50              # forwards timed for the metadata's inference cost ...
 COST_BUDGET_S = 1.0          # ... or as many as fit in this time (at least 3)
 MAX_CHECK_INPUTS = 2048
@@ -47,7 +48,7 @@ BACKENDS = ('torchscript', 'onnx')
 
 
 def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata, *,
-                  check_inputs: np.ndarray | None = None, atol: float | None = None,
+                  check_inputs: np.ndarray | None = None, atol: float = CHECK_ATOL,
                   backend: str | None = None) -> Path:
     """Write ``policy`` (raw ``[B, obs]`` -> ``[B, H, A]``) as ``backend``; return the path.
 
@@ -55,15 +56,14 @@ def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata,
     TorchScript: scripted and frozen; ONNX: torch.onnx's exporter (pipeline/onnx_export.py).
     Before the file is published (atomically, with its sha256 sidecar), the exported module
     is compared with the eager one on ``check_inputs`` (raw observations; random ones when not
-    given): max abs diff <= atol (default CHECK_ATOL; GENERATIVE_ONNX_ATOL for a generative
-    family in ONNX, whose sampling loop amplifies the float32 rounding differences between
-    torch's and onnxruntime's kernels). The written file must pass the runtime's own loader.
+    given): max abs diff <= atol; for ONNX, <= atol + ONNX_ROUNDING x the float32 model's own
+    error (its distance to the same model in float64): onnxruntime's convolutions round ~3 x
+    more than torch's, and a diffusion policy's sampling loop amplifies rounding (a default
+    one is 1e-3 from float64 in float32 already); an MLP or ACT stays within atol.
+    The written file must pass the runtime's own loader.
     """
     path = Path(path)
     backend = backend or ('onnx' if path.suffix == ONNX_SUFFIX else 'torchscript')
-    if atol is None:
-        generative = metadata.extra.get('model') in GENERATIVE
-        atol = GENERATIVE_ONNX_ATOL if backend == 'onnx' and generative else CHECK_ATOL
     if backend not in BACKENDS:
         raise PolicyArtifactError(f'backend must be one of {list(BACKENDS)}, got {backend!r}')
     if (backend == 'onnx') != (path.suffix == ONNX_SUFFIX):
@@ -90,12 +90,16 @@ def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata,
             exported_module = torch.jit.freeze(torch.jit.script(policy))
     with torch.inference_mode():
         exported = exported_module(inputs)
-    diff = float((eager - exported).abs().nan_to_num(0.0).max()) if inputs.numel() else 0.0
-    if diff > atol:
+    diff = _max_abs(eager, exported)
+    float32_error = _max_abs(eager, _in_float64(policy, inputs)) if backend == 'onnx' else 0.0
+    tolerance = atol + ONNX_ROUNDING * float32_error
+    if diff > tolerance:
         raise PolicyArtifactError(f'the {backend} module differs from the eager model by '
-                                  f'{diff:.3g} > {atol}')
+                                  f'{diff:.3g} > {tolerance:.3g}')
     metadata = replace(metadata, extra={**metadata.extra, 'backend': backend,
-                                        'export_max_abs_diff': float(f'{diff:.3g}'), 'inference': {
+                                        'export_max_abs_diff': float(f'{diff:.3g}'),
+                                        'export_tolerance': float(f'{tolerance:.3g}'),
+                                        'inference': {
         **metadata.extra.get('inference', {}), **forward_us(exported_module, obs_size)}})
     if backend == 'onnx':
         atomic_write(path, onnx_bytes(model, metadata.to_json()))
@@ -107,6 +111,16 @@ def export_policy(policy: nn.Module, path: str | Path, metadata: PolicyMetadata,
     load_policy(path)
     _log.info('exported policy to %s (%s, max abs diff vs eager %.2g)', path, backend, diff)
     return path
+
+
+def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().nan_to_num(0.0).max()) if a.numel() else 0.0
+
+
+def _in_float64(policy: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The policy's outputs computed in float64 (a copy; the policy stays float32)."""
+    with torch.inference_mode():
+        return copy.deepcopy(policy).double()(inputs.double())
 
 
 def forward_us(module: Callable[[torch.Tensor], torch.Tensor], obs_size: int,

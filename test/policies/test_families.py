@@ -76,7 +76,8 @@ def test_diffusion_is_deterministic_given_its_noise_seed():
 
 
 # ONNX parity: 1e-5 but for the generative family, whose sampling loop amplifies the float32
-# rounding differences of torch's and onnxruntime's kernels (measured ~1e-4 on a trained one)
+# rounding differences of torch's and onnxruntime's kernels (~1e-4 on a trained one: about
+# what the float32 torch model itself differs from float64)
 ONNX_ATOL = {'mlp': 1e-5, 'act': 1e-5, 'diffusion': 1e-3}
 
 
@@ -98,7 +99,7 @@ def test_train_export_round_trip_in_both_backends(family, dataset, tmp_path):
         assert meta.extra['inference']['network_passes'] == \
             (SMALL['diffusion']['inference_steps'] if family == 'diffusion' else 1)
         assert meta.extra['inference']['forward_us_p50'] > 0
-        assert meta.extra['export_max_abs_diff'] <= atol
+        assert meta.extra['export_max_abs_diff'] <= min(atol, meta.extra['export_tolerance'])
         with torch.no_grad():
             exported = policy.module(obs)
         assert exported.shape == (len(obs), HORIZON, len(JOINTS))

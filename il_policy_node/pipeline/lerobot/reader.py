@@ -59,13 +59,8 @@ def import_lerobot(folder: str | Path, output_dir: str | Path, *,
     notes: list[str] = []
     inputs, skipped = _inputs(root, info, state, action, notes)
     episodes = _read_episodes(root)
-    columns = [i.key for i in inputs] + [action, 'episode_index', 'frame_index']
-    data = _read_data(root, info, columns)
-    order = np.lexsort((data['frame_index'], data['episode_index']))
-    if not np.all(order[1:] > order[:-1]):
-        data = {key: values[order] for key, values in data.items()}
-    lengths = _check_lengths(root, info, episodes, data['episode_index'])
-    arrays = _arrays(inputs, data, action, lengths, float(info['fps']))
+    arrays = _read_data(root, info, inputs, action)
+    lengths = _check_lengths(root, info, episodes, arrays['episode'])
     spec = _observation(inputs)
     splits = _split_of(root, info, len(lengths), val_fraction, seed, notes)
     rows = np.cumsum([0] + lengths[:-1]).tolist()
@@ -241,19 +236,39 @@ def _read_table(path: Path, columns: list[str], required: int | None = None) -> 
         raise DatasetError(f'{path}: cannot read ({exc})') from None
 
 
-def _read_data(root: Path, info: Mapping[str, Any], columns: list[str]
+def _read_data(root: Path, info: Mapping[str, Any], inputs: list[_Input], action: str
                ) -> dict[str, np.ndarray]:
+    """Our arrays, filled file by file (one file's table in memory at a time), by episode."""
     paths = sorted(root.glob('data/*/*.parquet'))
     if not paths:
         raise DatasetError(f'{root}/data: no data files (data/chunk-*/file-*.parquet)')
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    try:
+        total = sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f'{root}/data: a data file is not readable parquet ({exc})') from None
+    starts = np.cumsum([0] + [len(i.joints) for i in inputs])
+    action_size = int(np.prod(_shape(info['features'][action])))
+    arrays = {'observations': np.empty((total, starts[-1]), np.float32),
+              'actions': np.empty((total, action_size), np.float32),
+              'episode': np.empty(total, np.int64), 'frame': np.empty(total, np.int64)}
+    columns = [i.key for i in inputs] + [action, 'episode_index', 'frame_index']
+    row = 0
     for path in paths:
         table = _read_table(path, columns)
-        for name in columns:
-            size = int(np.prod(_shape(info['features'][name]))) if name in info['features'] \
-                else 1
-            parts[name].append(_numpy(table.column(name), size, path, name))
-    return {name: np.concatenate(values) for name, values in parts.items()}
+        rows = slice(row, row + table.num_rows)
+        for i, a, b in zip(inputs, starts[:-1], starts[1:]):
+            arrays['observations'][rows, a:b] = _numpy(table.column(i.key), b - a, path, i.key)
+        arrays['actions'][rows] = _numpy(table.column(action), action_size, path, action)
+        arrays['episode'][rows] = _numpy(table.column('episode_index'), 1, path, 'episode_index')
+        arrays['frame'][rows] = _numpy(table.column('frame_index'), 1, path, 'frame_index')
+        row += table.num_rows
+    order = np.lexsort((arrays['frame'], arrays['episode']))
+    if not np.all(order[1:] > order[:-1]):
+        arrays = {key: values[order] for key, values in arrays.items()}
+    frame = arrays.pop('frame')
+    arrays['episode'] = arrays['episode'].astype(np.int32)
+    arrays['time'] = frame / float(info['fps'])
+    return arrays
 
 
 def _numpy(column: pa.ChunkedArray, size: int, path: Path, name: str) -> np.ndarray:
@@ -279,6 +294,8 @@ def _check_lengths(root: Path, info: Mapping[str, Any], episodes: dict[str, dict
                    episode_index: np.ndarray) -> list[int]:
     """Each episode's length, checked against the data files; episodes must be 0..E-1."""
     lengths = episodes['length']
+    if len(episode_index) and episode_index.min() < 0:
+        raise DatasetError(f'{root}/data: episode_index holds {episode_index.min()} (< 0)')
     counts = np.bincount(episode_index.astype(np.int64), minlength=len(lengths)) \
         if len(episode_index) else np.zeros(0, np.int64)
     where = f'{root}/meta/episodes'
@@ -296,19 +313,6 @@ def _check_lengths(root: Path, info: Mapping[str, Any], episodes: dict[str, dict
         raise DatasetError(f'{root / layout.INFO_FILE}: total_frames is {info["total_frames"]}, '
                            f'the data files hold {len(episode_index)} rows')
     return [lengths[e] for e in range(len(lengths))]
-
-
-def _arrays(inputs: list[_Input], data: dict[str, np.ndarray], action: str,
-            lengths: list[int], fps: float) -> dict[str, np.ndarray]:
-    observations = np.empty((len(data[action]), sum(len(i.joints) for i in inputs)), np.float32)
-    start = 0
-    for i in inputs:
-        observations[:, start:start + len(i.joints)] = data[i.key]
-        start += len(i.joints)
-    return {'observations': observations,
-            'actions': np.ascontiguousarray(data[action], dtype=np.float32),
-            'episode': data['episode_index'].astype(np.int32),
-            'time': data['frame_index'].astype(np.int64) / fps}
 
 
 def _split_of(root: Path, info: Mapping[str, Any], episodes: int, val_fraction: float,
