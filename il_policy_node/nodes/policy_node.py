@@ -374,6 +374,7 @@ class PolicyNode(LifecycleNode):
             values.update({
                 'mode': mode.value,
                 'model_sha256': controller.runtime.policy.sha256[:16],
+                'backend': controller.runtime.policy.backend,
                 'loop_rate_hz': summary.rate_hz,
                 'target_rate_hz': self._config.control_rate_hz,
                 'ticks': summary.ticks,

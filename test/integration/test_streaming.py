@@ -41,6 +41,7 @@ def test_an_onnx_policy_streams_as_a_torchscript_one(graph, tmp_path):
     model = export(OffsetPolicy([0.01, -0.02, 0.03]), tmp_path / 'policy.onnx', JOINTS)
     rx = graph.activate(model)
     assert rx.wait_for_diagnostic('mode', lambda mode: mode == 'running')
+    assert rx.wait_for_diagnostic('backend', lambda backend: backend == 'onnx')
     assert wait_until(lambda: len(rx.trajectories) > 20, 10.0), 'nothing streamed'
     msgs = rx.since(0)
     assert_controller_contract(msgs, velocities=True)
