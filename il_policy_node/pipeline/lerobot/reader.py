@@ -55,6 +55,8 @@ def import_lerobot(folder: str | Path, output_dir: str | Path, *,
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f'{root}: no such LeRobot dataset folder')
+    if Path(output_dir).exists() and not overwrite:
+        raise DatasetError(f'{output_dir} exists (remove it or pass --overwrite)')
     info = _read_info(root)
     notes: list[str] = []
     inputs, skipped = _inputs(root, info, state, action, notes)
@@ -73,18 +75,19 @@ def import_lerobot(folder: str | Path, output_dir: str | Path, *,
              for i in inputs}
     manifest = {
         'control_rate_hz': float(info['fps']),
-        'config': {'lerobot': {'folder': str(root), 'state': state, 'action': action}},
+        'config': {'lerobot': {'folder': str(root), 'state': state, 'action': action,
+                               'skipped_features': dict(skipped)}},
         'observation': spec,
         'action': {'joints': list(_names(info, action, root)), 'source': 'lerobot',
                    'topic': None, 'future_steps': None},
         'timestamps': 'lerobot', 'fingerprint': fingerprint(arrays),
         'stats': train_statistics(arrays, records), 'episodes': records,
-        'skipped': [{'bag': key, 'reason': reason} for key, reason in skipped],
+        'skipped': [],
         'splits': {'seed': seed, 'val_fraction': val_fraction, 'lerobot': info.get('splits')}}
     try:
         write_dataset(output_dir, manifest, arrays, overwrite=overwrite)
     except DatasetError as exc:
-        raise DatasetError(f'{root}: {exc}') from None
+        raise DatasetError(f'{root}: cannot be written as a dataset: {exc}') from None
     notes += [f'{key}: skipped ({reason})' for key, reason in skipped]
     return ImportReport(output_dir=Path(output_dir), episodes=len(lengths),
                         frames=int(sum(lengths)), notes=notes,

@@ -63,6 +63,8 @@ def export_lerobot(dataset_dir: str | Path, output_dir: str | Path, *, task: str
     ``task`` names every episode's task (default: each episode's own, else 'demonstration');
     ``repo_id`` adds the dataset card (README.md) the Hugging Face hub shows.
     """
+    if Path(output_dir).exists() and not overwrite:
+        raise DatasetError(f'{output_dir} exists (remove it or pass --overwrite)')
     dataset = load_dataset(dataset_dir)
     rows, starts, lengths = _episode_rows(dataset)
     features = _features(dataset, rows)
