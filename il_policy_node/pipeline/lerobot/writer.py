@@ -67,7 +67,8 @@ def export_lerobot(dataset_dir: str | Path, output_dir: str | Path, *, task: str
         raise DatasetError(f'{output_dir} exists (remove it or pass --overwrite)')
     dataset = load_dataset(dataset_dir)
     rows, starts, lengths = _episode_rows(dataset)
-    features = _features(dataset, rows)
+    observations = dataset.observations[rows]      # the exported rows, selected once
+    features = _features(dataset, observations, rows)
     fps = _number(dataset.control_rate_hz)
     episodes = dataset.manifest['episodes']
     task_of = [task or e.get('task') or DEFAULT_TASK for e in episodes]
@@ -81,9 +82,9 @@ def export_lerobot(dataset_dir: str | Path, output_dir: str | Path, *, task: str
                'episode_index': episode_index, 'index': np.arange(len(frames), dtype=np.int64),
                'task_index': task_index[episode_index]}
     info_features = _info_features(features)
-    table = _data_table(columns, info_features)
+    table = _data_table(columns, info_features, dataset.fingerprint)
     files = _file_of_episodes(table.nbytes / max(len(frames), 1), lengths, data_files_size_mb)
-    sources = _stat_sources(dataset, rows, features)
+    sources = _stat_sources(dataset, observations, features)
     stats = [_ordered(_episode_stats(sources, a, n, fps=fps, episode=e,
                                      task=int(task_index[e])), info_features)
              for e, (a, n) in enumerate(tqdm(zip(starts, lengths), total=len(lengths),
@@ -91,7 +92,7 @@ def export_lerobot(dataset_dir: str | Path, output_dir: str | Path, *, task: str
                                              disable=not progress))]
     try:
         with atomic_directory(output_dir, overwrite=overwrite) as tmp:
-            _write_data(tmp, table, starts, lengths, files, dataset.fingerprint, progress)
+            _write_data(tmp, table, starts, lengths, files, progress)
             _write_episodes(tmp, lengths, starts, files, [[t] for t in task_of], stats,
                             info_features)
             _write_tasks(tmp, tasks)
@@ -119,9 +120,9 @@ def _episode_rows(dataset: Dataset) -> tuple[np.ndarray | slice, list[int], list
     return rows, starts, lengths
 
 
-def _features(dataset: Dataset, rows: np.ndarray | slice) -> list[_Feature]:
-    """One feature per observation block, then the action."""
-    observations = dataset.observations[rows]
+def _features(dataset: Dataset, observations: np.ndarray, rows: np.ndarray | slice
+              ) -> list[_Feature]:
+    """One feature per observation block (of the exported ``observations``), then the action."""
     features, keys = [], set()
     for block in layout.blocks_of(dataset.observation_spec()):
         if block.key in keys or block.key in layout.INDEX_FEATURES or block.key == layout.ACTION:
@@ -136,11 +137,11 @@ def _features(dataset: Dataset, rows: np.ndarray | slice) -> list[_Feature]:
     return features
 
 
-def _stat_sources(dataset: Dataset, rows: np.ndarray | slice, features: Sequence[_Feature]
+def _stat_sources(dataset: Dataset, observations: np.ndarray, features: Sequence[_Feature]
                   ) -> list[tuple[np.ndarray, list[tuple[str, slice]]]]:
     """The observation and action arrays with the feature of each column block."""
     blocks = layout.blocks_of(dataset.observation_spec())
-    return [(dataset.observations[rows], [(b.key, b.columns) for b in blocks]),
+    return [(observations, [(b.key, b.columns) for b in blocks]),
             (features[-1].values, [(layout.ACTION, slice(None))])]
 
 
@@ -163,7 +164,9 @@ def _info_features(features: Sequence[_Feature]) -> dict[str, dict[str, Any]]:
     return info
 
 
-def _data_table(columns: dict[str, np.ndarray], info: dict[str, dict[str, Any]]) -> pa.Table:
+def _data_table(columns: dict[str, np.ndarray], info: dict[str, dict[str, Any]],
+                fingerprint: str) -> pa.Table:
+    """The data rows, with the `huggingface` schema metadata LeRobot's files carry."""
     arrays = []
     for key, spec in info.items():
         values = columns[key]
@@ -178,7 +181,8 @@ def _data_table(columns: dict[str, np.ndarray], info: dict[str, dict[str, Any]])
                 'length': spec['shape'][0], '_type': 'List'}
           for key, spec in info.items()}
     table = pa.Table.from_arrays(arrays, names=list(info))
-    return table.replace_schema_metadata({'huggingface': json.dumps({'info': {'features': hf}})})
+    return table.replace_schema_metadata(
+        {'huggingface': json.dumps({'info': {'features': hf}, 'fingerprint': fingerprint})})
 
 
 def _file_of_episodes(row_bytes: float, lengths: Sequence[int], size_mb: float) -> list[int]:
@@ -205,20 +209,16 @@ def _groups(files: Sequence[int]) -> Iterator[tuple[int, list[int]]]:
 
 
 def _write_data(root: Path, table: pa.Table, starts: Sequence[int], lengths: Sequence[int],
-                files: Sequence[int], fingerprint: str, progress: bool) -> None:
-    metadata = json.loads(table.schema.metadata[b'huggingface'])
-    schema = table.schema.with_metadata(
-        {'huggingface': json.dumps({**metadata, 'fingerprint': fingerprint})})
+                files: Sequence[int], progress: bool) -> None:
     bar = tqdm(total=int(sum(lengths)), desc='data', unit='frame', disable=not progress)
     for file, episodes in _groups(files):
         path = root / layout.DATA_PATH.format(**_location(file))
         path.parent.mkdir(parents=True, exist_ok=True)
         # dictionary pages only for the columns that repeat (floats do not: it triples the time)
-        with pq.ParquetWriter(path, schema, use_dictionary=['episode_index', 'task_index']) \
-                as writer:
+        with pq.ParquetWriter(path, table.schema,
+                              use_dictionary=['episode_index', 'task_index']) as writer:
             for e in episodes:
-                writer.write_table(table.slice(starts[e], lengths[e]).replace_schema_metadata(
-                    schema.metadata))
+                writer.write_table(table.slice(starts[e], lengths[e]))
                 bar.update(lengths[e])
     bar.close()
 
