@@ -75,13 +75,9 @@ class TaskRecipe:
 # keep going the way it moves, and an early wrong move then runs away; no absolute positions:
 # the same reach from any start), with input noise against over-fitting the few demonstrated
 # reaches.
-# Wave: relative actions (the chunk as differences to the observed positions, added back in
-# the exported module): ACT's absolute targets moved 83-89 % of the demonstrated
-# displacement and its waves ran 17-28 % slow (20 % success at 60 epochs, 0 % at 200); with
-# them ACT 100 % (RMSE 0.023 rad) and the MLP 100 % (0.018 rad) over 10 held-out starts.
 # Detour: where the arm is matters (the post stands at one place), so the network sees the
 # absolute positions too, and goal - position.
-RECIPES = {'wave': TaskRecipe(train={'relative_actions': True}),
+RECIPES = {'wave': TaskRecipe(),
            'reach': TaskRecipe(observed_fields=('position',),
                                train={'relative_inputs': True, 'absolute_positions': False,
                                       'obs_noise_std': 0.2}),
