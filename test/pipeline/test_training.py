@@ -154,7 +154,9 @@ def test_config_file_and_errors_name_the_key(tmp_path):
                       ('model: rnn', 'model must be one of'), ('act: {d_model: 30}', 'act.heads'),
                       ('diffusion: {inference_steps: 0}', 'diffusion.inference_steps'),
                       ('act: {depth: 3}', 'act.depth'), ('act: 3', 'act must be a mapping'),
-                      ('lr: -1', 'lr'), ('history: 1.5', 'history')):
+                      ('lr: -1', 'lr'), ('history: 1.5', 'history'),
+                      ('ema_decay: 1.0', 'ema_decay'), ('ema_decay: -0.1', 'ema_decay'),
+                      ('ema_decay: true', 'ema_decay')):
         path.write_text(text + '\n')
         with pytest.raises(ConfigError, match=key):
             TrainConfig.from_file(path)
@@ -222,6 +224,56 @@ def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monke
     assert [r['epoch'] for r in read_metrics(tmp_path / 'cut')] == list(range(1, 7))
     for key, value in _weights(tmp_path / 'full').items():
         torch.testing.assert_close(_weights(tmp_path / 'cut')[key], value, rtol=0, atol=1e-6)
+
+
+def test_ema_exports_the_averaged_weights_and_resumes_exactly(dataset, tmp_path, monkeypatch):
+    """ema_decay: checkpoints hold the average (export reads it) and the trained weights."""
+    config = TrainConfig(**{**FAST, 'epochs': 3, 'ema_decay': 0.9})
+    snapshots = []
+    real_step = torch.optim.Adam.step
+
+    def step_and_record(optimizer, *args, **kwargs):
+        result = real_step(optimizer, *args, **kwargs)
+        snapshots.append([p.detach().clone() for p in optimizer.param_groups[0]['params']])
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, 'step', step_and_record)
+    train(dataset, config=config, run_dir=tmp_path / 'ema', progress=False)
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / 'ema' / 'checkpoints' / 'last.pt')
+    names = [k for k in state['trained_policy'] if k.startswith('network.')]
+    for name, trained in zip(names, snapshots[-1]):
+        torch.testing.assert_close(state['trained_policy'][name], trained, rtol=0, atol=0)
+    expected = [s.clone() for s in snapshots[0]]       # the first step copies, then averages
+    for n, snapshot in enumerate(snapshots[1:], start=1):
+        decay = min(0.9, (1 + n) / (10 + n))
+        expected = [e + (1 - decay) * (s - e) for e, s in zip(expected, snapshot)]
+    for name, value in zip(names, expected):
+        torch.testing.assert_close(state['policy'][name], value, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(state['policy'][name], state['trained_policy'][name])
+    policy = load_run(tmp_path / 'ema', checkpoint='last').policy
+    for name, value in zip(names, expected):
+        torch.testing.assert_close(policy.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+    saves = []
+    real_save = loop_module.save_checkpoint
+
+    def crash_after_second_epoch(state, path):
+        real_save(state, path)
+        saves.append(path.name)
+        if saves.count('last.pt') == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_module, 'save_checkpoint', crash_after_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
+    monkeypatch.setattr(loop_module, 'save_checkpoint', real_save)
+    train(dataset, config=config, run_dir=tmp_path / 'cut', resume=True, progress=False)
+    for key in ('policy', 'trained_policy'):
+        for name, value in state[key].items():
+            torch.testing.assert_close(
+                load_checkpoint(tmp_path / 'cut' / 'checkpoints' / 'last.pt')[key][name],
+                value, rtol=0, atol=1e-6)
 
 
 def test_run_directory_contents_and_load_run(dataset, tmp_path):

@@ -33,6 +33,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     obs_noise_std: float = 0.0
+    ema_decay: float = 0.0
     relative_actions: bool = False
     relative_inputs: bool = False
     absolute_positions: bool = True
@@ -64,6 +65,10 @@ class TrainConfig:
             object.__setattr__(self, key, float(value))
         if self.lr <= 0:
             raise ConfigError(f'lr must be > 0, got {self.lr}')
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
+                or not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f'ema_decay must be a number in [0, 1), got {self.ema_decay!r}')
+        object.__setattr__(self, 'ema_decay', float(self.ema_decay))
         if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0 or \
                 self.obs_noise_std < 0:
             bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma', 'obs_noise_std')

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from il_policy_node.errors import ConfigError, PipelineError
@@ -190,8 +191,15 @@ class _Trainer:
         self.metrics: list[dict[str, float]] = []
         self.epoch, self.best_val, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.resumed = state is not None
+        self.ema = _averaged(self.policy.network, config.ema_decay)
         if state is not None:
-            self.policy.load_state_dict(state['policy'])
+            self.policy.load_state_dict(state['policy' if self.ema is None else
+                                              'trained_policy'])
+            if self.ema is not None:            # the average is the exported network
+                self.ema.module.load_state_dict({k.removeprefix('network.'): v for k, v in
+                                                 state['policy'].items()
+                                                 if k.startswith('network.')})
+                self.ema.n_averaged.fill_(int(state['ema_updates']))
             self.optimizer.load_state_dict(state['optimizer'])
             if self.scheduler is not None and state.get('scheduler') is not None:
                 self.scheduler.load_state_dict(state['scheduler'])
@@ -270,6 +278,8 @@ class _Trainer:
             optimizer.zero_grad(set_to_none=True)
             (loss * scale).backward()
             optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.policy.network)
             loss_sum += loss.detach()
             bar.update()
         if self.scheduler is not None:
@@ -293,7 +303,7 @@ class _Trainer:
         ctx, data = self.ctx, self.data
         local = rows[ctx.rank::ctx.world]
         total = torch.zeros(2, dtype=torch.float64, device=ctx.device)
-        network = self.policy.network
+        network = self.policy.network if self.ema is None else self.ema.module
         network.eval()
         with torch.no_grad():
             for start in range(0, local.shape[0], EVAL_BATCH):
@@ -308,7 +318,7 @@ class _Trainer:
         """The checkpoints (best when it improved, always last), metrics.csv, TensorBoard."""
         ctx = self.ctx
         state = {
-            'policy': self.policy.state_dict(), 'optimizer': self.optimizer.state_dict(),
+            'policy': self._exported_weights(), 'optimizer': self.optimizer.state_dict(),
             'scheduler': None if self.scheduler is None else self.scheduler.state_dict(),
             'epoch': self.epoch, 'best_val': self.best_val, 'best_epoch': self.best_epoch,
             'bad_epochs': self.bad_epochs, 'val_loss': row['val_loss'],
@@ -316,6 +326,9 @@ class _Trainer:
                     'cuda': torch.cuda.get_rng_state(ctx.device)
                     if ctx.device.type == 'cuda' else None},
             'metrics': self.metrics, 'run': self.description.to_dict()}
+        if self.ema is not None:
+            state['trained_policy'] = self.policy.state_dict()
+            state['ema_updates'] = int(self.ema.n_averaged)
         if self.improved:
             save_checkpoint(state, checkpoint_path(self.run_dir, 'best'))
         save_checkpoint(state, self.last)
@@ -325,6 +338,26 @@ class _Trainer:
             writer.add_scalar('loss/val', row['val_loss'], self.epoch)
             writer.add_scalar('lr', row['lr'], self.epoch)
             writer.flush()
+
+    def _exported_weights(self) -> dict[str, torch.Tensor]:
+        """The policy's state dict as export reads it: the averaged network with ema_decay."""
+        weights = self.policy.state_dict()
+        if self.ema is not None:
+            weights.update({f'network.{k}': v for k, v in self.ema.module.state_dict().items()})
+        return weights
+
+
+def _averaged(network: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``network`` (None for decay 0), with a warm-up."""
+    if decay <= 0:
+        return None
+
+    def average(mean: torch.Tensor, current: torch.Tensor, updates: torch.Tensor
+                ) -> torch.Tensor:
+        step_decay = torch.clamp((1.0 + updates) / (10.0 + updates), max=decay)
+        return mean + (1.0 - step_decay) * (current - mean)
+
+    return AveragedModel(network, avg_fn=average)
 
 
 def _scheduler(config: TrainConfig,
