@@ -237,12 +237,11 @@ def run_pipeline(task: str, bags: Path, folder: Path, settings: Settings,
 # -- policy rollouts ---------------------------------------------------------------------------
 def run_policy(graph: SimGraph, task: str, policy: Path, runs: list[HeldOutRun],
                joint_names: tuple[str, ...], lower: np.ndarray, upper: np.ndarray,
-               goal_topic: str | None = None, max_velocity: tuple[float, ...] = (3.0,),
-               parameters: Mapping[str, Any] | None = None) -> tuple[Path, dict[str, float]]:
+               goal_topic: str | None = None, max_velocity: tuple[float, ...] = (3.0,)
+               ) -> tuple[Path, dict[str, float]]:
     """policy_node drives the robot from each run's start (toward its goal), recorded.
 
-    ``max_velocity``: the safety layer's velocity limits (rad/s; one for all, or per joint);
-    ``parameters``: further policy_node parameters (e.g. chunk_execution).
+    ``max_velocity``: the safety layer's velocity limits (rad/s; one for all, or per joint).
     """
     topics = ['/joint_states', COMMAND_TOPIC] + ([goal_topic] if goal_topic else [])
     graph.start_recorder(task, 'rollouts', topics)
@@ -250,8 +249,7 @@ def run_policy(graph: SimGraph, task: str, policy: Path, runs: list[HeldOutRun],
         'model_path': str(policy), 'joint_names': list(joint_names),
         'control_rate_hz': CONTROL_RATE_HZ, 'state_timeout_s': 0.25, 'ramp_in_s': 0.2,
         'position_lower_limits': lower.tolist(), 'position_upper_limits': upper.tolist(),
-        'max_velocity_rad_s': list(max_velocity), 'diagnostics_period_s': 0.5,
-        **(parameters or {})},
+        'max_velocity_rad_s': list(max_velocity), 'diagnostics_period_s': 0.5},
         remaps={'joint_trajectory': COMMAND_TOPIC})
     operator = graph.operator
     lifecycle = operator.lifecycle('/policy_node')
