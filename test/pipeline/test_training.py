@@ -195,23 +195,28 @@ def test_same_seed_same_metrics_and_weights(dataset, tmp_path):
     assert _strip_seconds(other.metrics) != _strip_seconds(first.metrics)
 
 
+def _train_interrupted(dataset, config, run_dir, monkeypatch, *, epochs):
+    """Train until ``epochs`` last.pt checkpoints are written, then stop as Ctrl-C would."""
+    saves = []
+    real_save = loop_module.save_checkpoint
+
+    def crash_after_epochs(state, path):
+        real_save(state, path)
+        saves.append(path.name)
+        if saves.count('last.pt') == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_module, 'save_checkpoint', crash_after_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset, config=config, run_dir=run_dir, progress=False)
+    monkeypatch.setattr(loop_module, 'save_checkpoint', real_save)
+
+
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path, monkeypatch):
     config = TrainConfig(**{**FAST, 'mlp': DROPOUT_2, 'lr_schedule': 'cosine'})
     full = train(dataset, config=config, run_dir=tmp_path / 'full', progress=False)
 
-    saves = []
-    real_save = loop_module.save_checkpoint
-
-    def crash_after_third_epoch(state, path):
-        real_save(state, path)
-        saves.append(path.name)
-        if saves.count('last.pt') == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop_module, 'save_checkpoint', crash_after_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
-    monkeypatch.setattr(loop_module, 'save_checkpoint', real_save)
+    _train_interrupted(dataset, config, tmp_path / 'cut', monkeypatch, epochs=3)
     with pytest.raises(PipelineError, match='resume'):
         train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
     with pytest.raises(ConfigError, match='lr'):
@@ -255,25 +260,12 @@ def test_ema_exports_the_averaged_weights_and_resumes_exactly(dataset, tmp_path,
     for name, value in zip(names, expected):
         torch.testing.assert_close(policy.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
-    saves = []
-    real_save = loop_module.save_checkpoint
-
-    def crash_after_second_epoch(state, path):
-        real_save(state, path)
-        saves.append(path.name)
-        if saves.count('last.pt') == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop_module, 'save_checkpoint', crash_after_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(dataset, config=config, run_dir=tmp_path / 'cut', progress=False)
-    monkeypatch.setattr(loop_module, 'save_checkpoint', real_save)
+    _train_interrupted(dataset, config, tmp_path / 'cut', monkeypatch, epochs=2)
     train(dataset, config=config, run_dir=tmp_path / 'cut', resume=True, progress=False)
+    resumed = load_checkpoint(tmp_path / 'cut' / 'checkpoints' / 'last.pt')
     for key in ('policy', 'trained_policy'):
         for name, value in state[key].items():
-            torch.testing.assert_close(
-                load_checkpoint(tmp_path / 'cut' / 'checkpoints' / 'last.pt')[key][name],
-                value, rtol=0, atol=1e-6)
+            torch.testing.assert_close(resumed[key][name], value, rtol=0, atol=1e-6)
 
 
 def test_run_directory_contents_and_load_run(dataset, tmp_path):

@@ -57,7 +57,7 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f'{key} must be an integer >= {low}, got {value!r}')
-        for key in ('lr', 'weight_decay', 'obs_noise_std', 'lr_gamma', 'lr_min'):
+        for key in ('lr', 'weight_decay', 'obs_noise_std', 'ema_decay', 'lr_gamma', 'lr_min'):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
@@ -65,10 +65,8 @@ class TrainConfig:
             object.__setattr__(self, key, float(value))
         if self.lr <= 0:
             raise ConfigError(f'lr must be > 0, got {self.lr}')
-        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
-                or not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f'ema_decay must be a number in [0, 1), got {self.ema_decay!r}')
-        object.__setattr__(self, 'ema_decay', float(self.ema_decay))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f'ema_decay must be in [0, 1), got {self.ema_decay}')
         if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0 or \
                 self.obs_noise_std < 0:
             bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma', 'obs_noise_std')

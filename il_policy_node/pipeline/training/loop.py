@@ -317,8 +317,9 @@ class _Trainer:
     def _save(self, row: dict[str, float], writer: Any) -> None:
         """The checkpoints (best when it improved, always last), metrics.csv, TensorBoard."""
         ctx = self.ctx
+        trained = self.policy.state_dict()
         state = {
-            'policy': self._exported_weights(), 'optimizer': self.optimizer.state_dict(),
+            'policy': self._exported_weights(trained), 'optimizer': self.optimizer.state_dict(),
             'scheduler': None if self.scheduler is None else self.scheduler.state_dict(),
             'epoch': self.epoch, 'best_val': self.best_val, 'best_epoch': self.best_epoch,
             'bad_epochs': self.bad_epochs, 'val_loss': row['val_loss'],
@@ -327,8 +328,7 @@ class _Trainer:
                     if ctx.device.type == 'cuda' else None},
             'metrics': self.metrics, 'run': self.description.to_dict()}
         if self.ema is not None:
-            state['trained_policy'] = self.policy.state_dict()
-            state['ema_updates'] = int(self.ema.n_averaged)
+            state['trained_policy'], state['ema_updates'] = trained, int(self.ema.n_averaged)
         if self.improved:
             save_checkpoint(state, checkpoint_path(self.run_dir, 'best'))
         save_checkpoint(state, self.last)
@@ -339,12 +339,11 @@ class _Trainer:
             writer.add_scalar('lr', row['lr'], self.epoch)
             writer.flush()
 
-    def _exported_weights(self) -> dict[str, torch.Tensor]:
-        """The policy's state dict as export reads it: the averaged network with ema_decay."""
-        weights = self.policy.state_dict()
-        if self.ema is not None:
-            weights.update({f'network.{k}': v for k, v in self.ema.module.state_dict().items()})
-        return weights
+    def _exported_weights(self, trained: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``trained`` (the policy's state dict) as export reads it (ema: the average's net)."""
+        if self.ema is None:
+            return trained
+        return {**trained, **{f'network.{k}': v for k, v in self.ema.module.state_dict().items()}}
 
 
 def _averaged(network: nn.Module, decay: float) -> AveragedModel | None:
