@@ -16,11 +16,11 @@ T = TypeVar('T')
 
 
 def options_from_mapping(cls: type[T], section: str, data: Mapping[str, Any] | None) -> T:
-    """``cls`` (a dataclass of ints, floats, bools and int tuples) from ``data``.
+    """``cls`` (a dataclass of ints, floats, bools, strings and int tuples) from ``data``.
 
-    Missing keys take the dataclass defaults; an unknown key, a wrong type or a value outside
-    the field's ``metadata['range']`` ([low, high], None: open) is a ConfigError naming
-    ``section.key``.
+    Missing keys take the dataclass defaults; an unknown key, a wrong type, a value outside
+    the field's ``metadata['range']`` ([low, high], None: open) or a string not among its
+    ``metadata['choices']`` is a ConfigError naming ``section.key``.
     """
     data = dict(data or {})
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -32,9 +32,18 @@ def options_from_mapping(cls: type[T], section: str, data: Mapping[str, Any] | N
     for name, spec in known.items():
         default = spec.default if spec.default is not dataclasses.MISSING else None
         value = data.get(name, default)
-        values[name] = _checked(f'{section}.{name}', value, default,
-                                spec.metadata.get('range', (None, None)))
+        key = f'{section}.{name}'
+        if isinstance(default, str):
+            values[name] = _choice(key, value, spec.metadata['choices'])
+            continue
+        values[name] = _checked(key, value, default, spec.metadata.get('range', (None, None)))
     return cls(**values)
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f'{key} must be one of {list(choices)}, got {value!r}')
+    return value
 
 
 def _checked(key: str, value: Any, default: Any, bounds: tuple[Any, Any]) -> Any:
@@ -65,6 +74,11 @@ def _checked(key: str, value: Any, default: Any, bounds: tuple[Any, Any]) -> Any
 def bounded(default: Any, low: Any = None, high: Any = None) -> Any:
     """A dataclass field with a default and a closed range."""
     return dataclasses.field(default=default, metadata={'range': (low, high)})
+
+
+def one_of(default: str, *others: str) -> Any:
+    """A dataclass string field that takes ``default`` or one of ``others``."""
+    return dataclasses.field(default=default, metadata={'choices': (default,) + others})
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class DiffusionOptions:
     condition_size: int = bounded(64, 1)
     train_steps: int = bounded(100, 2)
     inference_steps: int = bounded(10, 1)
+    prediction: str = one_of('sample', 'epsilon')
     clip_sample: float = bounded(5.0, 0.0)
     noise_seed: int = bounded(0, 0)
 

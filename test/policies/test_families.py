@@ -33,11 +33,15 @@ def _spec(family, options=None, *, input_size=8, history=HISTORY, horizon=HORIZO
             'options': options if options is not None else SMALL[family]}
 
 
-@pytest.mark.parametrize('family', FAMILIES)
+FAMILY_VARIANTS = [(f, SMALL[f]) for f in FAMILIES] + \
+    [('diffusion', {**SMALL['diffusion'], 'prediction': 'epsilon'})]
+
+
+@pytest.mark.parametrize('family,options', FAMILY_VARIANTS)
 @pytest.mark.parametrize('history,horizon', [(1, 1), (3, 7)])
-def test_shapes_and_loss_of_every_family(family, history, horizon):
+def test_shapes_and_loss_of_every_family(family, options, history, horizon):
     torch.manual_seed(0)
-    network = build_network(_spec(family, input_size=4 * history, history=history,
+    network = build_network(_spec(family, options, input_size=4 * history, history=history,
                                   horizon=horizon))
     inputs, targets = torch.randn(5, 4 * history), torch.randn(5, horizon * 2)
     network.eval()
@@ -113,3 +117,6 @@ def test_bad_network_descriptions_name_the_key():
         build_network(_spec('act', {'d_model': 30, 'heads': 4}))
     with pytest.raises(ConfigError, match='diffusion.kernel_size'):
         build_network(_spec('diffusion', {'kernel_size': 4}))
+    with pytest.raises(ConfigError, match=r"diffusion.prediction must be one of \['sample', "
+                                          r"'epsilon'\], got 'v'"):
+        build_network(_spec('diffusion', {'prediction': 'v'}))
