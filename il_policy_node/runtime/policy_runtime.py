@@ -96,7 +96,7 @@ class PolicyRuntime:
         self._action = np.zeros(a, np.float64)
         self._tick = -1                                  # tick of the last step, -1: none
         self._chunk_tick = NEVER                         # chunk mode: tick of the chunk
-        self.inferences = 0
+        self.inferences = 0                              # of runs (warm-up not counted)
         self.inference_s = 0.0                           # the last inference's duration
         self.inference_mode = options.inference
         self.period_s = 1.0 / meta.control_rate_hz
@@ -106,6 +106,7 @@ class PolicyRuntime:
         self._fading = np.zeros(a, np.float64)                 # its row at this tick
         self._previous_tick = NEVER
         self._spliced_at = NEVER
+        self._late_in_run = False     # async: a result of this run came after its chunk
         self.late_inferences = 0      # async: results that arrived after their whole chunk
         self.hold_reason = ''         # why the last step returned None
 
@@ -139,6 +140,7 @@ class PolicyRuntime:
         self._chunk_tick = NEVER
         self._previous_tick = NEVER
         self._spliced_at = NEVER
+        self._late_in_run = False
 
     def infer(self) -> np.ndarray:
         """Run the model on the current observation vector; returns the chunk [H, A]."""
@@ -240,7 +242,8 @@ class PolicyRuntime:
                 self._action += old
             return self._action
         self.hold_reason = background.error or (
-            'waiting for the first chunk' if self._spliced_at == NEVER else
+            'waiting for the first chunk' if self._spliced_at == NEVER and not self._late_in_run
+            else
             f'no chunk covers this tick: the last inference took {self.inference_s * 1e3:.0f} '
             f'ms, the chunk lasts {h * self.period_s * 1e3:.0f} ms')
         return None
@@ -257,6 +260,7 @@ class PolicyRuntime:
         h = self.horizon
         if tick - observed >= h:
             self.late_inferences += 1        # its whole chunk elapsed during inference
+            self._late_in_run = True
             return
         if self.execution is ChunkExecution.ENSEMBLE and h > 1:
             slot = observed % h
@@ -281,6 +285,7 @@ class PolicyRuntime:
             self.infer()
             times.append(self.inference_s)
         self.reset()
+        self.inferences = 0
         slow = bool(times) and float(np.median(times)) > AUTO_ASYNC_FRACTION * self.period_s
         if self.inference_mode is InferenceMode.ASYNC and self.horizon == 1:
             raise ConfigError('inference async needs an action chunk (horizon > 1) to execute '

@@ -21,7 +21,7 @@ from il_policy_node.runtime.controller_config import ControllerConfig
 from il_policy_node.runtime.policy_runtime import PolicyRuntime
 from il_policy_node.runtime.safety import Intervention
 from test.runtime.test_policy_runtime import JOINTS, TickChunkPolicy, _fields
-from test.support.policies import export
+from test.support.policies import SlowPolicy, export
 
 H = 4
 WAIT_S = 10.0
@@ -99,6 +99,7 @@ def test_a_result_older_than_its_chunk_is_dropped_and_counted(policy):
         _finish(gate, background)
         assert runtime.step(_fields(H + 1.0)) is None       # observed at 0, whole chunk elapsed
         assert runtime.late_inferences == 1 and runtime.inferences == 1
+        assert 'no chunk covers this tick: the last inference took' in runtime.hold_reason
 
 
 def test_chunk_mode_fades_the_new_chunk_in_over_the_seam(policy):
@@ -124,17 +125,9 @@ def test_reset_drops_an_inference_of_the_previous_run(policy):
 
 
 def test_auto_picks_async_for_a_module_slower_than_a_quarter_period(tmp_path):
-    class Slow(nn.Module):
-        """Many small matrix products: a forward of several milliseconds."""
-
-        def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            x = torch.ones(64, 64) * (1.0 + obs[0, 0])       # input-dependent: not folded
-            for _ in range(400):
-                x = torch.tanh(x @ x)
-            return obs[:, :1].repeat(1, 4) + 0.0 * x[0, :1]
-
     fast = load_policy(export(nn.Linear(4, 2), tmp_path / 'f.pt', JOINTS, rate_hz=50.0))
-    slow = load_policy(export(Slow(), tmp_path / 's.pt', JOINTS, rate_hz=1000.0, horizon=2))
+    slow = load_policy(export(SlowPolicy([0.0] * len(JOINTS), horizon=2, products=400),
+                              tmp_path / 's.pt', JOINTS, rate_hz=1000.0, horizon=2))
     for loaded, expected in ((fast, False), (slow, True)):
         runtime = PolicyRuntime(loaded, ChunkOptions(inference='auto'))
         runtime.warmup(3)

@@ -107,8 +107,9 @@ def test_single_step_policy_and_warmup(tmp_path):
     policy = load_policy(export(nn.Linear(4, 2), tmp_path / 'p.pt', JOINTS))
     runtime = PolicyRuntime(policy)
     runtime.warmup(3)
-    assert runtime.inferences == 3
+    assert runtime.inferences == 0 and runtime.inference_s > 0    # timed, not counted
     out = runtime.step([np.array([1.0, 2.0]), np.array([3.0, 4.0])])
+    assert runtime.inferences == 1
     with torch.no_grad():
         expected = policy.module(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))[0, 0].numpy()
     assert out == pytest.approx(expected, abs=1e-6)

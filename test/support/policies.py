@@ -24,6 +24,25 @@ class ConstantPolicy(nn.Module):
         return self.chunk.expand(obs.shape[0], -1) + 0.0 * obs[:, :1]
 
 
+class SlowPolicy(nn.Module):
+    """A constant chunk behind ``products`` chained 64x64 matrix products (~20 us each here).
+
+    The work depends on the observation, so TorchScript cannot fold it away: a forward that
+    takes many control periods, for the asynchronous-inference tests.
+    """
+
+    def __init__(self, values: Sequence[float], horizon: int, products: int) -> None:
+        super().__init__()
+        self.register_buffer('chunk', torch.tensor(list(values) * horizon, dtype=torch.float32))
+        self.products = products
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = torch.ones(64, 64) * (1.0 + 0.0 * obs[0, 0])
+        for _ in range(self.products):
+            x = torch.tanh(x @ x)
+        return self.chunk.expand(obs.shape[0], -1) + 0.0 * x[0, :1]
+
+
 class NaNPolicy(nn.Module):
     """Emits NaN for every joint (a broken model)."""
 
