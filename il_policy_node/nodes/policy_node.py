@@ -107,8 +107,8 @@ PARAMETERS = (
               int_range=(1, 256)),
     ParamSpec('target_state_rate_hz', 50.0, 'Rate of ~/target_joint_states (0 = off).',
               float_range=(0.0, 10000.0)),
-    ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics.',
-              float_range=(0.01, 60.0)),
+    ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics (each report covers the '
+              'ticks since the last one).', float_range=(0.01, 3600.0)),
 )
 
 
