@@ -11,9 +11,10 @@ Tasks (everything per joint is an array in ``joint_names`` order):
   episode draws its own period (tempo) and amplitude scale around the nominal ones.
 - ``detour``: from a random start near ``detour_start`` to a random goal near
   ``detour_goal``, with DETOUR_OBSTACLE (a post, in sim_robot's scene) in the way of the
-  straight path: a minimum-jerk move to a way point beside it, on the left or on the right
-  at random (the shoulder pan turned by +- ``detour_side_rad`` half way), then on to the
-  goal, then a hold. Averaging the two ways gives the straight path into the post.
+  straight path: one minimum-jerk move round it, on the left or on the right at random,
+  through a way point beside it (the shoulder pan turned by +- ``detour_side_rad`` half
+  way) without stopping there, as a person goes round a post, then a hold. Averaging the
+  two ways gives the straight path into the post.
 - ``reach``: from a random start pose, a minimum-jerk move to a random goal whose duration
   grows with the distance (``reach_base_s + distance / reach_speed_rad_s``, with jitter), then
   a hold at the goal for ``reach_hold_s``. With ``reaches_per_episode`` = n > 1 the episode
@@ -266,7 +267,8 @@ class Episode:
     entry_s: float | None = None        # wave only: blend from the start onto the cycle
     move_s: float | None = None         # reach: the first minimum-jerk move; detour: all
     hold_s: float | None = None         # reach only: the hold after each move
-    # reach only: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time
+    # reach: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time;
+    # detour: start, way point, goal and the times of the two legs (move_s = their sum)
     waypoints: np.ndarray | None = field(default=None, repr=False)
     moves_s: np.ndarray | None = field(default=None, repr=False)
     center: np.ndarray | None = field(default=None, repr=False)       # wave only
@@ -292,7 +294,9 @@ class Episode:
         t = np.asarray(t, np.float64)
         inside = (t >= 0.0) & (t <= self.duration_s)
         tc = np.clip(t, 0.0, self.duration_s)
-        if self.task is not Task.WAVE:
+        if self.task is Task.DETOUR:
+            positions, velocities = self._round_the_post(tc)
+        elif self.task is Task.REACH:
             move, t0 = self._reach_segment(tc)
             positions, velocities = min_jerk(self.waypoints[move], self.waypoints[move + 1],
                                              self.moves_s[move], tc - t0)
@@ -306,6 +310,17 @@ class Episode:
             positions = self.start + s * (c - self.start)
             velocities = ds * (c - self.start) + s * dc
         velocities = np.where(inside[..., None], velocities, 0.0)
+        return positions, velocities
+
+    def _round_the_post(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detour: progress s (minimum jerk) along start -> goal plus the way point's sideways
+        offset times sin(pi s); it passes the way point at s = 1/2, at speed."""
+        s, ds, _ = min_jerk_profile(t / self.move_s)
+        s, ds = s[..., None], (ds / self.move_s)[..., None]
+        line = self.goal - self.start
+        side = self.waypoints[1] - 0.5 * (self.start + self.goal)
+        positions = self.start + s * line + np.sin(math.pi * s) * side
+        velocities = ds * (line + math.pi * np.cos(math.pi * s) * side)
         return positions, velocities
 
     def _reach_segment(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

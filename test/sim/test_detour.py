@@ -40,6 +40,20 @@ def test_demonstrations_go_round_on_both_sides_and_never_touch_the_post():
     assert obstacle_frames('arm6', DETOUR_OBSTACLE, mean) > 0
 
 
+def test_the_demonstrator_passes_its_way_point_at_speed_and_ends_at_rest():
+    for e in [make_episode('detour', 0, i, DemonstratorConfig()) for i in range(10)]:
+        t = np.linspace(0.0, e.move_s, 201)
+        positions, velocities = e.sample(t)
+        np.testing.assert_allclose(positions[100], e.waypoints[1], atol=1e-9)
+        speed = np.linalg.norm(velocities, axis=1)
+        # no stop between start and goal (a stop leaves position-only policies a fixed point)
+        assert speed[60:141].min() > 0.4 * speed.max(), e.index
+        assert speed[0] == speed[-1] == 0.0
+        # the velocities are the derivative of the positions
+        np.testing.assert_allclose(np.gradient(positions, t, axis=0)[1:-1], velocities[1:-1],
+                                   atol=5e-3 * speed.max())
+
+
 def test_the_post_is_real_geometry_the_simulated_arm_collides_with():
     model = load_model('arm6', DETOUR_OBSTACLE)
     assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, OBSTACLE_GEOM) >= 0
