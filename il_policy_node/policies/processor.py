@@ -204,6 +204,25 @@ class Processor(nn.Module):
         offsets = self.action_offsets(self.newest(obs)).unsqueeze(1)
         return (self.scale_actions(chunk) - offsets).reshape(chunk.shape[0], -1)
 
+    def state_shifts(self, columns: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """How the network's input [P, C] and target [P, H*A] move per radian of each column.
+
+        A shift of the observed position columns ``columns`` (the same in every history
+        frame) moves both linearly: this processor is affine. With relative actions the
+        target moves too (a demonstrated target seen from a moved position), so state noise
+        built from these keeps its corrective label (see TrainConfig.state_noise_rad).
+        """
+        probe = torch.zeros(len(columns) + 1, self.history, self.frame_size,
+                            dtype=self.obs_mean.dtype, device=self.obs_mean.device)
+        for row, column in enumerate(columns):
+            probe[row + 1, :, column] = 1.0
+        obs = probe.reshape(probe.shape[0], -1)
+        inputs = self.encode(obs)
+        chunk = torch.zeros(obs.shape[0], self.horizon, self.action_size, dtype=obs.dtype,
+                            device=obs.device)
+        targets = self.targets(chunk, obs)
+        return inputs[1:] - inputs[:1], targets[1:] - targets[:1]
+
     def describe(self) -> dict[str, Any]:
         """What rebuilds this module's shape (its values are in the state dict)."""
         return {'layout': self.layout.to_dict(), 'horizon': self.horizon,

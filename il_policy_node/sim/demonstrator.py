@@ -313,8 +313,11 @@ class Episode:
         return positions, velocities
 
     def _round_the_post(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Detour: progress s (minimum jerk) along start -> goal plus the way point's sideways
-        offset times sin(pi s); it passes the way point at s = 1/2, at speed."""
+        """Detour: minimum-jerk progress s along start -> goal, plus the side offset x sin(pi s).
+
+        The offset is the way point's from the middle of start and goal: the path passes the
+        way point at s = 1/2, at speed.
+        """
         s, ds, _ = min_jerk_profile(t / self.move_s)
         s, ds = s[..., None], (ds / self.move_s)[..., None]
         line = self.goal - self.start

@@ -156,7 +156,8 @@ def test_config_file_and_errors_name_the_key(tmp_path):
                       ('act: {depth: 3}', 'act.depth'), ('act: 3', 'act must be a mapping'),
                       ('lr: -1', 'lr'), ('history: 1.5', 'history'),
                       ('ema_decay: 1.0', 'ema_decay'), ('ema_decay: -0.1', 'ema_decay'),
-                      ('ema_decay: true', 'ema_decay')):
+                      ('ema_decay: true', 'ema_decay'),
+                      ('state_noise_rad: -0.1', 'state_noise_rad')):
         path.write_text(text + '\n')
         with pytest.raises(ConfigError, match=key):
             TrainConfig.from_file(path)
@@ -388,7 +389,9 @@ def _goal_dataset(path, lengths=(40,) * 5):
 @pytest.mark.parametrize('options', [
     {}, {'relative_actions': True}, {'relative_inputs': True},
     {'relative_actions': True, 'relative_inputs': True, 'absolute_positions': False},
-], ids=['absolute', 'relative actions', 'relative inputs', 'no absolute positions'])
+    {'relative_actions': True, 'relative_inputs': True, 'state_noise_rad': 0.05},
+], ids=['absolute', 'relative actions', 'relative inputs', 'no absolute positions',
+        'state noise'])
 def test_the_exported_policy_is_the_trained_one(tmp_path, options):
     path, _ = _goal_dataset(tmp_path / 'ds')
     run_dir = tmp_path / 'run'

@@ -97,3 +97,24 @@ def test_a_column_that_barely_moves_gets_a_std_floor_within_its_group():
     np.testing.assert_allclose(floored.std, [1.0, 0.1, 0.5, 3.0, 0.3])
     np.testing.assert_array_equal(floored.mean, stats.mean)
     assert with_std_floor(stats, []).std.tolist() == stats.std.tolist()
+
+
+def test_state_shifts_move_inputs_and_targets_as_a_moved_position_does():
+    layout = ProcessorLayout.plan(SPEC, ('b', 'a'), relative_actions=True,
+                                  relative_inputs=True, absolute_positions=False)
+    inputs = Statistics(mean=np.array([0.5, -0.5, 2.0]), std=np.array([2.0, 3.0, 4.0]), count=1)
+    actions = Statistics(mean=np.array([0.1, 0.2]), std=np.array([0.5, 0.25]), count=1)
+    processor = _processor(layout, inputs=inputs, actions=actions)
+    into_inputs, into_targets = processor.state_shifts([0, 1])      # positions a, b
+    # position b up 1 rad: goal b - position b down 1 (std 4), targets of b (std 0.5) down 2
+    assert into_inputs[1].tolist() == [-0.25, -0.25]
+    assert into_targets[1].tolist() == [-2.0, 0.0, -2.0, 0.0]
+    assert into_inputs[0].tolist() == [0.0, 0.0]                    # a is hidden, no goal
+    assert into_targets[0].tolist() == [0.0, -4.0, 0.0, -4.0]
+    noise = torch.tensor([[0.3, -0.7]])
+    moved = OBS + torch.tensor([[0.3, -0.7, 0.0] * 2])
+    chunk = torch.tensor([[[7.0, 3.0], [4.0, 2.0]]])
+    torch.testing.assert_close(processor.encode(moved),
+                               processor.encode(OBS) + noise @ into_inputs)
+    torch.testing.assert_close(processor.targets(chunk, moved),
+                               processor.targets(chunk, OBS) + noise @ into_targets)

@@ -33,6 +33,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     obs_noise_std: float = 0.0
+    state_noise_rad: float = 0.0
     ema_decay: float = 0.0
     relative_actions: bool = False
     relative_inputs: bool = False
@@ -57,7 +58,8 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f'{key} must be an integer >= {low}, got {value!r}')
-        for key in ('lr', 'weight_decay', 'obs_noise_std', 'ema_decay', 'lr_gamma', 'lr_min'):
+        for key in ('lr', 'weight_decay', 'obs_noise_std', 'state_noise_rad', 'ema_decay',
+                    'lr_gamma', 'lr_min'):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
@@ -68,8 +70,9 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f'ema_decay must be in [0, 1), got {self.ema_decay}')
         if self.weight_decay < 0 or self.lr_min < 0 or self.lr_gamma <= 0 or \
-                self.obs_noise_std < 0:
-            bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma', 'obs_noise_std')
+                self.obs_noise_std < 0 or self.state_noise_rad < 0:
+            bad = next(k for k in ('weight_decay', 'lr_min', 'lr_gamma', 'obs_noise_std',
+                                   'state_noise_rad')
                        if getattr(self, k) < 0 or (k == 'lr_gamma' and self.lr_gamma <= 0))
             raise ConfigError(f'{bad} must be {"> 0" if bad == "lr_gamma" else ">= 0"}, '
                               f'got {getattr(self, bad)}')

@@ -158,6 +158,11 @@ class _Trainer:
         torch.manual_seed(config.seed)
         self.policy = Policy(processor, build_network(self.description.network)).to(ctx.device)
         self.data = data.to(ctx.device).processed(self.policy.processor)
+        positions = list(self.description.observation.position_columns().values())
+        if config.state_noise_rad and not positions:
+            raise ConfigError(f'{dataset_dir}: state_noise_rad needs observed joint positions')
+        self.state_shifts = self.policy.processor.state_shifts(positions) \
+            if config.state_noise_rad else None
         self.last = checkpoint_path(run_dir, 'last')
 
     # -- starting ------------------------------------------------------------------------
@@ -256,6 +261,14 @@ class _Trainer:
                          final_train_loss=last['train_loss'], final_val_loss=last['val_loss'],
                          stopped_early=stopped, metrics=tuple(self.metrics))
 
+    def _state_noise(self, inputs: torch.Tensor,
+                     targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch seen from observed positions moved by Gaussian noise (state_noise_rad)."""
+        into_inputs, into_targets = self.state_shifts
+        noise = self.config.state_noise_rad * torch.randn(
+            inputs.shape[0], into_inputs.shape[0], device=inputs.device, dtype=inputs.dtype)
+        return inputs + noise @ into_inputs, targets + noise @ into_targets
+
     def _epoch(self, bar: tqdm) -> dict[str, float]:
         """One pass over the training rows, then the validation loss; the metrics row."""
         config, ctx, data = self.config, self.ctx, self.data
@@ -274,6 +287,8 @@ class _Trainer:
             inputs, targets = data.batch(global_rows[rank::world])
             if config.obs_noise_std:
                 inputs = inputs + config.obs_noise_std * torch.randn_like(inputs)
+            if self.state_shifts is not None:
+                inputs, targets = self._state_noise(inputs, targets)
             loss = objective(inputs, targets)
             optimizer.zero_grad(set_to_none=True)
             (loss * scale).backward()
