@@ -267,8 +267,8 @@ class Episode:
     entry_s: float | None = None        # wave only: blend from the start onto the cycle
     move_s: float | None = None         # reach: the first minimum-jerk move; detour: all
     hold_s: float | None = None         # reach only: the hold after each move
-    # reach: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time;
-    # detour: start, way point, goal and the times of the two legs (move_s = their sum)
+    # reach: start, goal 1, start 2, goal 2, ... [moves + 1, joints] and each move's time
+    # (reach only); detour: start, way point, goal
     waypoints: np.ndarray | None = field(default=None, repr=False)
     moves_s: np.ndarray | None = field(default=None, repr=False)
     center: np.ndarray | None = field(default=None, repr=False)       # wave only
@@ -436,9 +436,9 @@ def detour_episode(config: DemonstratorConfig, rng: np.random.Generator,
     return Episode(
         index=index, task=Task.DETOUR, joint_names=config.joint_names,
         start=_readonly(start), goal=_readonly(goal), move_s=float(sum(moves)),
-        duration_s=float(sum(moves) + config.reach_hold_s), hold_s=0.0,
-        waypoints=_readonly(waypoints), moves_s=_readonly(moves),
-        approach=_readonly([via]), drive_noise=_drive_noise(config, rng))
+        duration_s=float(sum(moves) + config.reach_hold_s),
+        waypoints=_readonly(waypoints), approach=_readonly([via]),
+        drive_noise=_drive_noise(config, rng))
 
 
 MAKERS = {Task.WAVE: wave_episode, Task.REACH: reach_episode, Task.DETOUR: detour_episode}

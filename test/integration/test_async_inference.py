@@ -1,6 +1,6 @@
 """policy_node with a model slower than its control period, over DDS: inference off the tick.
 
-The slow model takes ~10000 chained matrix products (~0.2 s here, 20 periods at 100 Hz).
+The slow model takes ~10000 chained matrix products (~0.25 s here, 25 periods at 100 Hz).
 Run in the tick, each command would wait for one inference; off the tick (what
 ``inference: auto`` chooses for it) the commands keep streaming from the current chunk
 while the next one is computed, and when no chunk covers a tick the node holds and says why.

@@ -144,11 +144,15 @@ class _Trainer:
                  ctx: _Dist) -> None:
         self.config, self.run_dir, self.ctx = config, run_dir, ctx
         dataset = load_dataset(dataset_dir)
+        spec = dataset.observation_spec(config.history)
         try:
-            layout = ProcessorLayout.plan(dataset.observation_spec(config.history),
-                                          dataset.action_joints, **config.layout_options())
+            layout = ProcessorLayout.plan(spec, dataset.action_joints,
+                                          **config.layout_options())
         except ConfigError as exc:
             raise ConfigError(f'{dataset_dir}: {exc}') from None
+        positions = list(spec.position_columns().values())
+        if config.state_noise_rad and not positions:
+            raise ConfigError(f'{dataset_dir}: state_noise_rad needs observed joint positions')
         data = load_windows(dataset, history=config.history, horizon=config.horizon)
         if data.splits['val'].shape[0] == 0:
             _log.warning('%s has no validation rows: best.pt and early stopping use the train '
@@ -158,9 +162,6 @@ class _Trainer:
         torch.manual_seed(config.seed)
         self.policy = Policy(processor, build_network(self.description.network)).to(ctx.device)
         self.data = data.to(ctx.device).processed(self.policy.processor)
-        positions = list(self.description.observation.position_columns().values())
-        if config.state_noise_rad and not positions:
-            raise ConfigError(f'{dataset_dir}: state_noise_rad needs observed joint positions')
         self.state_shifts = self.policy.processor.state_shifts(positions) \
             if config.state_noise_rad else None
         self.last = checkpoint_path(run_dir, 'last')
