@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Callable, TypeVar
 
 import rclpy
@@ -57,16 +58,25 @@ def spin_node(make_node: Callable[[], NodeT], args: list[str] | None = None, *,
     IlPolicyError (bad parameters) logs it in one line and returns 1. The executor is the
     node's ``executor_kind`` (see make_executor; 'single' when it has none). With
     ``before_shutdown(node, executor)`` (e.g. publish a last hold) rclpy's own signal
-    handlers are not installed: SIGINT and SIGTERM raise KeyboardInterrupt here, so the hook
-    runs while the context is still valid.
+    handlers are not installed: SIGINT and SIGTERM ask the spin loop to stop (a second one
+    raises KeyboardInterrupt), so the hook runs while the context is still valid. The
+    handler only sets a flag: an exception raised inside rclpy while it converts a message
+    would surface as a RuntimeError instead.
     """
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
     if before_shutdown is None:
         rclpy.init(args=args)
     else:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         # Explicitly for both: a process started in the background inherits SIGINT ignored.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
     node = executor = None
     code = 0
     try:
@@ -76,7 +86,8 @@ def spin_node(make_node: Callable[[], NodeT], args: list[str] | None = None, *,
         finished = getattr(node, 'finished', None)
         # spin_once in a loop: the EventsExecutor of the Jazzy wheels never returns control
         # from spin() (no callback runs, no signal gets through); spin_once works for both
-        while node.context.ok() and not (finished is not None and finished.done()):
+        while node.context.ok() and not stop.is_set() and \
+                not (finished is not None and finished.done()):
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
         if finished is not None and finished.done():
             code = finished.result().exit_code
